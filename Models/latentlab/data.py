@@ -1,0 +1,117 @@
+"""MNIST as four tensors on one device, loaded through torchvision from checked IDX files.
+
+The repo bundles the gzip IDX files under ``data/MNIST/raw``; the first run decompresses them
+next to themselves (git ignores the result) so ``torchvision.datasets.MNIST`` loads without a
+download. Every file is checked (magic, counts, 28x28, labels 0-9) before torchvision reads it,
+because torchvision's own reader fails on bad files with a bare ``assert``.
+"""
+import gzip
+import math
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_ROOT = REPO_ROOT / "data"
+
+# name -> (IDX magic, expected item count, item shape)
+SPLITS = {
+    "train": (("train-images-idx3-ubyte", 2051, 60_000, (28, 28)),
+              ("train-labels-idx1-ubyte", 2049, 60_000, ())),
+    "test": (("t10k-images-idx3-ubyte", 2051, 10_000, (28, 28)),
+             ("t10k-labels-idx1-ubyte", 2049, 10_000, ())),
+}
+
+
+@dataclass
+class MNISTTensors:
+    x_train: torch.Tensor  # (60000, 784) float32 in [0, 1]
+    y_train: torch.Tensor  # (60000,) int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def check_idx(path, magic, count, shape):
+    """Raise UserError unless ``path`` is an uncompressed IDX file with this header and size."""
+    path = Path(path)
+    size = path.stat().st_size
+    ndim = len(shape) + 1
+    header_len = 4 * (ndim + 1)
+    if size == 0:
+        raise UserError(f"{path} is empty; delete it and restore it from data/MNIST/raw/*.gz")
+    if size < header_len:
+        raise UserError(f"{path} is truncated ({size} bytes, not even an IDX header)")
+    with open(path, "rb") as f:
+        header = struct.unpack(f">{ndim + 1}I", f.read(header_len))
+    if header[0] != magic:
+        raise UserError(f"{path} is not an MNIST IDX file (magic {header[0]}, expected {magic})")
+    if header[1] != count or tuple(header[2:]) != tuple(shape):
+        found = "x".join(map(str, header[1:]))
+        wanted = "x".join(map(str, (count, *shape)))
+        raise UserError(f"{path} holds {found} items, expected {wanted}")
+    expected = header_len + count * math.prod(shape)
+    if size != expected:
+        raise UserError(f"{path} is truncated or padded ({size} bytes, expected {expected})")
+
+
+def _decompress(gz_path, target):
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        os.replace(tmp, target)  # never leave a half-written file under the final name
+    except (OSError, EOFError, zlib.error) as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot decompress {gz_path}: {e}") from None
+
+
+def prepare_raw(root):
+    """Make sure ``root/MNIST/raw`` holds the four checked, uncompressed IDX files."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data root {root} does not exist; pass --data-root DIR with DIR/MNIST/raw inside")
+    raw = root / "MNIST" / "raw"
+    files = [spec for split in SPLITS.values() for spec in split]
+    missing = [name for name, *_ in files
+               if not (raw / name).exists() and not (raw / (name + ".gz")).exists()]
+    if missing:
+        _download(root, raw / missing[0])
+    for name, magic, count, shape in files:
+        target = raw / name
+        if not target.exists():
+            _decompress(raw / (name + ".gz"), target)
+        check_idx(target, magic, count, shape)
+    return raw
+
+
+def _download(root, first_missing):
+    """Last resort for a user-given root without the files; this repo's own copy never needs it."""
+    from torchvision.datasets import MNIST
+    try:
+        for train in (True, False):
+            MNIST(root, train=train, download=True)
+    except Exception:  # no network here: any failure means "not available"
+        raise UserError(f"MNIST file {first_missing} (or .gz) is missing and could not be downloaded; "
+                        f"copy the four MNIST IDX files into {first_missing.parent}") from None
+
+
+def load_mnist(root=None, device="cpu"):
+    """Return the checked MNIST splits as flat float tensors resident on ``device``."""
+    from torchvision.datasets import MNIST
+    root = Path(root) if root is not None else DEFAULT_DATA_ROOT
+    prepare_raw(root)
+    out = []
+    for train in (True, False):
+        ds = MNIST(root, train=train, download=False)
+        if int(ds.targets.min()) < 0 or int(ds.targets.max()) > 9:
+            raise UserError(f"labels in {root}/MNIST/raw are outside 0-9")
+        x = ds.data.reshape(len(ds.data), -1).to(device=device, dtype=torch.float32).div_(255.0)
+        out += [x, ds.targets.to(device=device, dtype=torch.long)]
+    return MNISTTensors(*out)

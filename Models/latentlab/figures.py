@@ -1,0 +1,250 @@
+"""Static pictures (PNG) and the list of what each script draws.
+
+Each function takes plain arrays or a model and one output path, so figures can be redrawn from a
+checkpoint (``--plots-only``) without training.
+"""
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or wanted
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from . import animations  # noqa: E402
+from .training import frame_subset  # noqa: E402
+
+CODE_FRAMES = "posterior_frames.npy"  # per-epoch test posterior means, kept for --plots-only
+DIGIT_COLORS = plt.get_cmap("tab10")
+DPI = 110
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def image_grid(images, nrow, pad=2):
+    """(N, 784) images in [0, 1] -> one (H, W) array, via torchvision's make_grid."""
+    t = torch.as_tensor(images, dtype=torch.float32).detach().cpu().view(-1, 1, 28, 28)
+    return make_grid(t, nrow=nrow, padding=pad, pad_value=0.0)[0].numpy()  # 0 = white under gray_r
+
+
+def loss_curve(history, kind, path):
+    epochs = [h["epoch"] for h in history]
+    parts = [("train_loss", "test_loss", "−ELBO (nats/ảnh)" if kind == "vae" else "BCE (nats/ảnh)")]
+    if kind == "vae":
+        parts += [("train_rec", "test_rec", "tái tạo / reconstruction (nats)"),
+                  ("train_kl", "test_kl", "KL(q(z|x) ‖ p(z)) (nats)")]
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.2 * len(parts), 3.4), squeeze=False)
+    for ax, (tr, te, title) in zip(axes[0], parts):
+        ax.plot(epochs, [h[tr] for h in history], "o-", ms=3, label="train")
+        ax.plot(epochs, [h[te] for h in history], "s-", ms=3, label="test")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        later = [h[k] for h in history[1:] for k in (tr, te)]
+        if len(history) >= 3 and kind == "vae" and tr != "train_kl" or len(history) >= 3 and kind == "ae":
+            # the first epoch's loss dwarfs the rest; show it cut off so later progress stays visible
+            lo, hi = min(later), max(later)
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{kind.upper()}: loss per epoch", fontsize=11)
+    _save(fig, path)
+
+
+@torch.no_grad()
+def reconstructions(model, x_test, path, n=16):
+    """Rows alternate: test digits, then their reconstructions."""
+    x = x_test[:2 * n]
+    recon = torch.sigmoid(model.decode(model.encode(x)))
+    rows = torch.cat([x[:n], recon[:n], x[n:], recon[n:]]).cpu()
+    fig, ax = plt.subplots(figsize=(n * 0.55, 4 * 0.6))
+    ax.imshow(image_grid(rows, n), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_yticks([15 + 30 * i for i in range(4)], ["gốc", "tái tạo", "gốc", "tái tạo"])
+    ax.set_xticks([])
+    ax.set_title("Ảnh test (gốc) và ảnh tái tạo / test digits and reconstructions", fontsize=10)
+    _save(fig, path)
+
+
+def scatter_codes(ax, codes, labels, size=3, alpha=0.6):
+    for d in range(10):
+        sel = labels == d
+        ax.scatter(codes[sel, 0], codes[sel, 1], s=size, color=DIGIT_COLORS(d), alpha=alpha,
+                   label=str(d), linewidths=0, rasterized=True)
+
+
+def _legend(ax, markerscale=4):
+    leg = ax.legend(title="chữ số", markerscale=markerscale, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                    frameon=False)
+    for h in leg.legend_handles:
+        h.set_alpha(1)
+
+
+def latent_space(codes, labels, path, kind, seed=0, tsne_points=2000):
+    """2-D: the test codes themselves. More dimensions: a t-SNE map of a fixed subset of them."""
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    if codes.shape[1] == 2:
+        scatter_codes(ax, codes, labels)
+        ax.set_xlabel("z₁")
+        ax.set_ylabel("z₂")
+        ax.set_title(f"{kind.upper()}: mã của 10 000 ảnh test / test codes", fontsize=10)
+    else:
+        from sklearn.manifold import TSNE
+        idx = np.random.default_rng(seed).permutation(len(codes))[:tsne_points]
+        emb = TSNE(2, init="pca", perplexity=30, random_state=seed).fit_transform(codes[idx])
+        scatter_codes(ax, emb, labels[idx], size=5, alpha=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{kind.upper()}: t-SNE của {tsne_points} mã test {codes.shape[1]}-D", fontsize=10)
+    _legend(ax)
+    _save(fig, path)
+
+
+def grid_coordinates(kind, codes, n=20):
+    """Where to decode a grid: standard-normal quantiles for the VAE (Kingma & Welling, fig. 4);
+    the 1st-99th percentile box of the test codes for the AE, whose codes have no prior."""
+    if kind == "vae":
+        from scipy.stats import norm
+        xs = ys = norm.ppf(np.linspace(0.03, 0.97, n))
+    else:
+        lo, hi = np.percentile(codes, [1, 99], axis=0)
+        xs, ys = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+    return xs, ys
+
+
+@torch.no_grad()
+def latent_grid(model, codes, path, n=20):
+    xs, ys = grid_coordinates(model.kind, codes, n)
+    gx, gy = np.meshgrid(xs, ys[::-1])  # top row = largest z2, like a plot's y axis
+    z = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32,
+                     device=next(model.parameters()).device)
+    grid = image_grid(torch.sigmoid(model.decode(z)), n, pad=0)
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
+    ticks = np.arange(n) * 28 + 14
+    ax.set_xticks(ticks[::3], [f"{v:.2g}" for v in xs[::3]])
+    ax.set_yticks(ticks[::3], [f"{v:.2g}" for v in ys[::-1][::3]])
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    where = "ở các phân vị của N(0, 1)" if model.kind == "vae" else "trên vùng chứa mã test (phân vị 1–99%)"
+    ax.set_title(f"{model.kind.upper()}: giải mã lưới {n}×{n} {where}", fontsize=10)
+    _save(fig, path)
+
+
+@torch.no_grad()
+def classified_plane(model, train_codes, y_train, path, seed=0, n_samples=400):
+    """The latent plane coloured by the digit a kNN fit on the training codes assigns, with random
+    prior samples on top and their decoded images; the VAE itself is not changed by this."""
+    from sklearn.neighbors import KNeighborsClassifier
+    knn = KNeighborsClassifier(n_neighbors=15).fit(train_codes, y_train)
+    lim = 3.2
+    g = np.linspace(-lim, lim, 240)
+    gx, gy = np.meshgrid(g, g)
+    regions = knn.predict(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gx.shape)
+    z = np.random.default_rng(seed).standard_normal((n_samples, 2)).astype(np.float32)
+    pred = knn.predict(z)
+    images = torch.sigmoid(model.decode(torch.from_numpy(z).to(next(model.parameters()).device)))[:64]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [1.15, 1]})
+    ax.imshow(regions, origin="lower", extent=(-lim, lim, -lim, lim), cmap=DIGIT_COLORS, vmin=-0.5,
+              vmax=9.5, alpha=0.35, interpolation="nearest")
+    for d in range(10):
+        sel = pred == d
+        ax.scatter(z[sel, 0], z[sel, 1], s=14, color=DIGIT_COLORS(d), edgecolors="k", linewidths=0.3,
+                   label=str(d))
+    for r in (1, 2, 3):
+        ax.add_patch(plt.Circle((0, 0), r, fill=False, ls="--", lw=0.7, color="0.3"))
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.set_title("Vùng phân lớp kNN + mẫu ngẫu nhiên z ~ N(0, I)", fontsize=10)
+    _legend(ax, markerscale=1)
+    ax2.imshow(image_grid(images, 8), cmap="gray_r", vmin=0, vmax=1)
+    for i, d in enumerate(pred[:64]):
+        ax2.text(30 * (i % 8) + 4, 30 * (i // 8) + 9, str(d), color=DIGIT_COLORS(d), fontsize=8,
+                 fontweight="bold")
+    ax2.axis("off")
+    ax2.set_title("64 mẫu đầu tiên được giải mã, kèm nhãn kNN", fontsize=10)
+    _save(fig, path)
+
+
+def samples(images, path, title):
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(image_grid(images[:64], 8), cmap="gray_r", vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)
+
+
+def latent_pca(codes, labels, path, kind, seed=0):
+    from sklearn.decomposition import PCA
+    pca = PCA(2, random_state=seed).fit(codes)
+    emb = pca.transform(codes)
+    ev = pca.explained_variance_ratio_ * 100
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    scatter_codes(ax, emb, labels, size=3)
+    ax.set_xlabel(f"PC1 ({ev[0]:.1f}% phương sai)")
+    ax.set_ylabel(f"PC2 ({ev[1]:.1f}% phương sai)")
+    ax.set_title(f"{kind.upper()}: PCA của mã test {codes.shape[1]}-D", fontsize=10)
+    _legend(ax)
+    _save(fig, path)
+
+
+def kl_per_dim(kl, path):
+    order = np.argsort(kl)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(np.arange(len(kl)), kl[order], color=["C0" if v > 0.01 else "0.7" for v in kl[order]])
+    ax.set_xticks(np.arange(len(kl)), order, fontsize=6)
+    ax.set_xlabel("chiều latent (xếp theo KL) / latent dimension, sorted")
+    ax.set_ylabel("KL (nats/ảnh)")
+    ax.set_title(f"KL của từng chiều: tổng {kl.sum():.1f} nats", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def write_all(spec, model, data, state, extras, out, seed, say=print):
+    """Write the common figures and the spec's extras into ``out``; return seconds per file."""
+    codes, labels = extras["test_codes"], data.y_test.cpu().numpy()
+    y_train = data.y_train.cpu().numpy()
+    kind = spec.kind
+    jobs = {
+        "loss_curve.png": lambda p: loss_curve(state.history, kind, p),
+        "reconstructions.png": lambda p: reconstructions(model, data.x_test, p),
+        "latent_space.png": lambda p: latent_space(codes, labels, p, kind, seed),
+    }
+    extra = {
+        "sampling_gifs": {
+            "sampling_1.gif": lambda p: animations.ae_loop(model, codes, labels, p),
+            "sampling_2.gif": lambda p: animations.ae_cluster_tour(model, codes, labels, p),
+        },
+        "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
+        "vae_latent_walk": {"vae_latent_walk.gif": lambda p: animations.vae_prior_walk(model, codes, labels, p)},
+        "posterior_evolution": {
+            CODE_FRAMES: lambda p: np.save(p, np.stack([f.numpy() for f in state.code_frames]).astype(np.float16))
+            if state.code_frames else None,
+            "posterior_evolution.gif": lambda p: animations.posterior_evolution(
+                state.code_frames, labels[frame_subset(len(labels)).numpy()], p) if state.code_frames else
+            say("posterior_evolution.gif skipped: no per-epoch codes saved with this checkpoint"),
+        },
+        "classified_plane": {
+            "latent_space_classified_random_samples.png":
+                lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed)},
+        "latent_walk": {"latent_walk.gif": lambda p: animations.pair_walk(model, data.x_test, labels, p)},
+        "samples": {"samples.png": lambda p: samples(
+            extras["samples"], p, "64 mẫu từ prior N(0, I)" if kind == "vae" else
+            "64 mẫu: GMM 10 thành phần trên mã huấn luyện (Ghosh et al., 2020)")},
+        "latent_pca": {"latent_pca.png": lambda p: latent_pca(codes, labels, p, kind, seed)},
+        "kl_per_dim": {"kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p)},
+    }
+    for name in spec.figures:
+        jobs.update(extra[name])
+    timings = {}
+    for name, job in jobs.items():
+        began = time.perf_counter()
+        job(out / name)
+        timings[name] = round(time.perf_counter() - began, 2)
+    return timings

@@ -1,0 +1,33 @@
+"""Losses, in nats per image (summed over the 784 pixels, averaged over the batch).
+
+The VAE minimises the negative ELBO, -E_q[log p(x|z)] + KL(q(z|x) || p(z)), with a Bernoulli
+decoder (binary cross-entropy on logits; MNIST's grey levels are used as soft targets) and the
+closed-form KL between a diagonal Gaussian and N(0, I) from Kingma & Welling (2013), Appendix B:
+    -KL = 1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
+The autoencoder is trained on the same reconstruction term, so the two differ only by the KL
+term and the sampling noise.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def reconstruction_bce(logits, x):
+    """Per-image binary cross-entropy summed over pixels: -log p(x|z) for a Bernoulli decoder."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
+
+
+def gaussian_kl(mu, logvar):
+    """Per-image, per-dimension KL(N(mu, sigma^2) || N(0, 1)) (Kingma & Welling, Appendix B)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def vae_loss(logits, x, mu, logvar):
+    """Mean negative ELBO over the batch and its two parts, each in nats per image."""
+    rec = reconstruction_bce(logits, x).mean()
+    kl = gaussian_kl(mu, logvar).sum(dim=-1).mean()
+    return rec + kl, rec, kl
+
+
+def ae_loss(logits, x):
+    rec = reconstruction_bce(logits, x).mean()
+    return rec, rec, torch.zeros_like(rec)

@@ -1,0 +1,161 @@
+"""Everything written to ``metrics.json``: reconstruction error, likelihood bounds, latent-space
+structure and sample quality, each on the full 10,000-image test set.
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
+
+from .models import LeNet
+
+CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
+IWAE_K = 100
+GENERATED = 10_000
+
+
+def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
+    """Accuracy of a k-nearest-neighbour classifier fit on training codes: how well digits separate."""
+    knn = KNeighborsClassifier(n_neighbors=k).fit(train_codes, y_train)
+    return float(knn.score(test_codes, y_test))
+
+
+@torch.no_grad()
+def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=200):
+    """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
+
+    -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); with k = 1 this is the
+    one-sample negative ELBO, and it tightens as k grows.
+    """
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    log_2pi = math.log(2 * math.pi)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start:start + batch_size]
+        mu, logvar = model.posterior(xb)
+        eps = torch.randn((k, *mu.shape), generator=gen, device=x.device)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        logits = model.decode(z)
+        # -BCE = x.l - softplus(l): the same sum as reconstruction_bce with one fewer full-size pass
+        log_px = torch.einsum("kbp,bp->kb", logits, xb) - F.softplus(logits).sum(-1)
+        log_pz = -0.5 * (z.pow(2) + log_2pi).sum(-1)
+        log_qz = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)
+        log_w = log_px + log_pz - log_qz
+        total += -(torch.logsumexp(log_w, dim=0) - math.log(k)).double().sum()
+    return float(total / x.shape[0])
+
+
+@torch.no_grad()
+def kl_per_dimension(model, x):
+    """Mean KL(q(z_j|x) || N(0,1)) of each latent dimension over ``x``, in nats."""
+    from .losses import gaussian_kl
+    mu, logvar = model.posterior(x)
+    return gaussian_kl(mu, logvar).mean(0).cpu().numpy()
+
+
+def active_units(codes, threshold=0.01):
+    """Burda et al. (2015): dimension j is active if Cov_x(E_q[z_j|x]) exceeds ``threshold``."""
+    return int((np.var(codes, axis=0) > threshold).sum())
+
+
+def fit_code_density(train_codes, seed=0, components=10):
+    """Ex-post density estimate of an AE's codes (Ghosh et al., 2020): lets a plain AE generate."""
+    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(train_codes)
+
+
+def load_classifier(device):
+    net = LeNet()
+    net.load_state_dict(torch.load(CLASSIFIER_PATH, map_location="cpu", weights_only=True))
+    return net.to(device).eval()
+
+
+@torch.no_grad()
+def classify(net, images, batch_size=2000):
+    """(softmax probabilities, 84-d penultimate features) of images in [0, 1], flattened."""
+    probs, feats = [], []
+    for start in range(0, images.shape[0], batch_size):
+        f = net.features(images[start:start + batch_size])
+        feats.append(f)
+        probs.append(torch.softmax(net.head(f), dim=1))
+    return torch.cat(probs).cpu().numpy(), torch.cat(feats).double().cpu().numpy()
+
+
+def frechet_distance(feats_a, feats_b):
+    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (Heusel et al., 2017).
+
+    Tr((S_a S_b)^(1/2)) is taken as the sum of square roots of the eigenvalues of the symmetric
+    S_a^(1/2) S_b S_a^(1/2), which stays real and stable when ReLU features leave the covariances
+    singular (scipy's sqrtm warns and drifts there).
+    """
+    mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
+    s_a, s_b = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    eig = np.linalg.eigvalsh(root_a @ s_b @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b)
+                 - 2 * np.sqrt(np.clip(eig, 0, None)).sum())
+
+
+def class_entropy(predictions, classes=10):
+    """Entropy (nats) of the histogram of predicted classes; ln 10 = every digit equally often."""
+    p = np.bincount(predictions, minlength=classes) / len(predictions)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+@torch.no_grad()
+def generate(model, n, seed=0, density=None):
+    """``n`` generated images: decoded prior samples (VAE) or decoded GMM samples (AE)."""
+    device = next(model.parameters()).device
+    if model.kind == "vae":
+        gen = torch.Generator(device=device).manual_seed(seed)
+        z = torch.randn((n, model.latent_dim), generator=gen, device=device)
+    else:
+        # Sampled here rather than by density.sample(), which sorts samples by component and trips
+        # numpy's PSD check on float-rounded covariances.
+        rng = np.random.default_rng(seed)
+        comp = rng.choice(len(density.weights_), size=n, p=density.weights_)
+        chol = np.linalg.cholesky(density.covariances_)
+        eps = rng.standard_normal((n, density.means_.shape[1]))
+        z = density.means_[comp] + np.einsum("nij,nj->ni", chol[comp], eps)
+        z = torch.as_tensor(z, dtype=torch.float32, device=device)
+    return torch.sigmoid(model.decode(z))
+
+
+def quality_metrics(model, data, test, train_codes, seed=0):
+    """Every metric after training; ``test`` is ``training.evaluate`` on the test set.
+
+    Returns (metrics dict, extras for the figures: codes as numpy, the AE's GMM, generated images).
+    """
+    test_codes = test["codes"].cpu().numpy()
+    y_train, y_test = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
+    m = {"test_mse": test["mse"], "test_bce": test["bce"],
+         "knn_accuracy": knn_accuracy(train_codes, y_train, test_codes, y_test)}
+    density = kl_dims = None
+    if model.kind == "vae":
+        m["test_neg_elbo"], m["test_kl"] = test["loss"], test["kl"]
+        m["test_nll_iwae"], m["iwae_k"] = iwae_bound(model, data.x_test, seed=seed), IWAE_K
+        m["active_units"] = active_units(test_codes)
+        kl_dims = kl_per_dimension(model, data.x_test)
+    else:
+        density = fit_code_density(train_codes, seed)
+        m["gmm_test_loglik"] = float(density.score(test_codes))
+    samples = generate(model, GENERATED, seed, density)
+    if CLASSIFIER_PATH.exists():
+        net = load_classifier(data.x_test.device)
+        recon = torch.sigmoid(model.decode(test["codes"]))
+        recon_probs, _ = classify(net, recon)
+        sample_probs, sample_feats = classify(net, samples)
+        _, test_feats = classify(net, data.x_test)
+        m["recon_accuracy"] = float((recon_probs.argmax(1) == y_test).mean())
+        m["sample_confidence"] = float(sample_probs.max(1).mean())
+        m["sample_class_entropy"] = class_entropy(sample_probs.argmax(1))
+        m["fid_mnist"] = frechet_distance(sample_feats, test_feats)
+    extras = {"test_codes": test_codes, "train_codes": train_codes, "density": density,
+              "samples": samples,
+              "kl_per_dim": kl_dims}
+    return m, extras

@@ -1,0 +1,214 @@
+"""Training and evaluation loops over tensors that already live on the device.
+
+Batches are slices of one random permutation (no DataLoader, no per-sample Python work), and the
+loop never calls ``.item()``: per-batch losses are summed on the device and read once per epoch.
+"""
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import UserError
+from .losses import ae_loss, vae_loss
+
+
+def batch_loss(model, x):
+    """(loss, reconstruction, KL) in nats per image for one batch; the AE's KL is zero."""
+    if model.kind == "vae":
+        logits, mu, logvar = model(x)
+        return vae_loss(logits, x, mu, logvar)
+    logits, _ = model(x)
+    return ae_loss(logits, x)
+
+
+def make_optimizer(model, lr, epochs, steps_per_epoch):
+    """Adam with a short linear warm-up and a cosine decay to zero, stepped every batch."""
+    device = next(model.parameters()).device.type
+    # The fused kernel updates all parameters in one pass: ~10% faster epochs on a 2-core CPU.
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=device in ("cpu", "cuda") or None)
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(steps_per_epoch, total // 10)
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+class StopFlag:
+    """Set from a signal handler; the batch loop looks at it between batches."""
+    requested = False
+
+
+class Interrupted(Exception):
+    """Training stopped on request; ``snapshot`` is the state after the last whole epoch."""
+
+    def __init__(self, snapshot):
+        super().__init__("interrupted")
+        self.snapshot = snapshot
+
+
+def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None):
+    """One pass over ``x_train`` in random order; returns mean (loss, rec, kl) per image.
+
+    ``amp`` is None (float32) or a dtype for autocast (bfloat16); losses stay float32 either way.
+    """
+    model.train()
+    n = x_train.shape[0]
+    perm = torch.randperm(n, device=x_train.device)
+    totals = torch.zeros(3, device=x_train.device)
+    for start in range(0, n, batch_size):
+        xb = x_train[perm[start:start + batch_size]]
+        with torch.autocast(x_train.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            loss, rec, kl = batch_loss(model, xb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        totals += torch.stack((loss, rec, kl)).detach() * xb.shape[0]
+        if bar is not None:
+            bar.update(1)
+        if stop is not None and stop.requested:
+            return None
+    return (totals / n).tolist()
+
+
+@torch.no_grad()
+def evaluate(model, x, seed=0, batch_size=5000):
+    """Test-set figures in one pass, with the VAE's noise drawn from its own seeded generator so the
+    numbers do not depend on how much training randomness was used before.
+
+    Returns a dict: loss/rec/kl (nats per image; the VAE's with one z sample per image), mse and
+    bce of the deterministic reconstruction (decoded code or posterior mean), and ``codes``.
+    """
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    sums = torch.zeros(4, device=x.device, dtype=torch.float64)
+    codes = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start:start + batch_size]
+        if model.kind == "vae":
+            mu, logvar = model.posterior(xb)
+            eps = torch.randn(mu.shape, generator=gen, device=x.device)
+            _, rec, kl = vae_loss(model.decode(mu + eps * torch.exp(0.5 * logvar)), xb, mu, logvar)
+        else:
+            mu = model.encode(xb)
+            rec = kl = torch.zeros((), device=x.device)
+        logits = model.decode(mu)
+        mse = (torch.sigmoid(logits) - xb).pow(2).mean(dim=1).sum()
+        _, bce, _ = ae_loss(logits, xb)
+        m = xb.shape[0]
+        sums += torch.stack((rec * m, kl * m, mse, bce * m)).double()
+        codes.append(mu)
+    rec, kl, mse, bce = (sums / x.shape[0]).tolist()
+    if model.kind != "vae":
+        rec = bce
+    return {"loss": rec + kl, "rec": rec, "kl": kl, "mse": mse, "bce": bce, "codes": torch.cat(codes)}
+
+
+def frame_subset(n_test, size=3000):
+    """The fixed test images whose codes are kept after every epoch (posterior_evolution.gif)."""
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(0))[:size]
+
+
+@torch.no_grad()
+def encode_all(model, x, batch_size=10000):
+    """Codes (AE) or posterior means (VAE) of every row of ``x``."""
+    model.eval()
+    return torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training exactly where a whole epoch ended."""
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    code_frames: list = field(default_factory=list)  # per-epoch codes of a fixed test subset
+    train_seconds: float = 0.0
+    model: dict = None
+    optimizer: dict = None
+    scheduler: dict = None
+    rng: dict = None
+
+
+def _rng_state(device):
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state, device):
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, progress="lines",
+        frame_index=None, log=print, amp=None):
+    """Train for ``epochs`` epochs (continuing ``state`` if given) and return the final TrainState.
+
+    ``progress`` is "bar" (tqdm over batches), "lines" (one line per epoch) or "none".
+    ``frame_index`` selects test images whose codes are kept after every epoch (and before the
+    first), for the posterior-evolution animation; no extra pass is needed for them.
+    Raises ``Interrupted`` when ``stop`` is set and ``UserError`` if the loss stops being finite.
+    """
+    device = data.x_train.device
+    steps = math.ceil(data.x_train.shape[0] / batch_size)
+    optimizer, scheduler = make_optimizer(model, lr, epochs, steps)
+    state = state or TrainState()
+    if state.model is not None:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        _set_rng_state(state.rng, device)
+    elif frame_index is not None:
+        state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu())
+
+    def snapshot():
+        s = copy.copy(state)
+        s.history, s.code_frames = list(state.history), list(state.code_frames)
+        s.model = copy.deepcopy(model.state_dict())
+        s.optimizer = copy.deepcopy(optimizer.state_dict())
+        s.scheduler = copy.deepcopy(scheduler.state_dict())
+        s.rng = _rng_state(device)
+        return s
+
+    last_good = snapshot()
+    for epoch in range(state.epoch + 1, epochs + 1):
+        began = time.perf_counter()
+        bar = None
+        if progress == "bar":
+            from tqdm import tqdm
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stdout)
+        means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp)
+        if bar is not None:
+            bar.close()
+        if means is None:
+            raise Interrupted(last_good)
+        if not all(math.isfinite(v) for v in means):
+            raise UserError(f"the training loss became {means[0]} in epoch {epoch}; "
+                            f"try a smaller --lr (the last good results were kept)")
+        test = evaluate(model, data.x_test, seed)
+        state.train_seconds += time.perf_counter() - began
+        state.epoch = epoch
+        state.history.append({
+            "epoch": epoch, "train_loss": means[0], "train_rec": means[1], "train_kl": means[2],
+            "test_loss": test["loss"], "test_rec": test["rec"], "test_kl": test["kl"],
+            "test_mse": test["mse"], "seconds": round(state.train_seconds, 3),
+        })
+        if frame_index is not None:
+            state.code_frames.append(test["codes"][frame_index].cpu())
+        if progress != "none":
+            h = state.history[-1]
+            log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
+                f"nats  test MSE {h['test_mse']:.5f}  {h['seconds']:.1f}s")
+        last_good = snapshot()
+        if stop is not None and stop.requested:
+            raise Interrupted(last_good)
+    return last_good

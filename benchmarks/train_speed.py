@@ -1,0 +1,197 @@
+"""How fast this repo trains and draws, against the machine's peak and the original scripts' loop.
+
+Prints one table; takes about 3 minutes on a 2-core CPU.
+
+    python benchmarks/train_speed.py [--device cpu] [--skip-original]
+
+1. float32 (and bfloat16) matmul peak of this machine with the same torch and thread count;
+2. for each default model: training images/s, achieved GFLOP/s (forward + backward FLOPs of the
+   linear layers) and its share of the peak of the precision it trains in;
+3. the original training loop (DataLoader + ToTensor, batch 32, 784-128-z MLPs): seconds per epoch;
+4. seconds for our default model to reach the original's test MSE after its 100 epochs, against
+   100 x the original's epoch time;
+5. seconds per GIF.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Models"))
+
+import Auto_enoder_MNIST as ae32  # noqa: E402
+import Auto_enoder_MNIST_with_sampling_animation as ae2  # noqa: E402
+import Variational_AutoEncoder as vae32  # noqa: E402
+import Variational_AutoEncoder_with_sampling_animation as vae2  # noqa: E402
+from latentlab import animations  # noqa: E402
+from latentlab.cli import pick_device, pick_precision, seed_everything  # noqa: E402
+from latentlab.data import DEFAULT_DATA_ROOT, load_mnist  # noqa: E402
+from latentlab.models import build_model, load_checkpoint  # noqa: E402
+from latentlab.training import encode_all, evaluate, make_optimizer, train_epoch  # noqa: E402
+
+SPECS = {"AE-2D": ae2.SPEC, "VAE-2D": vae2.SPEC, "AE-32D": ae32.SPEC, "VAE-32D": vae32.SPEC}
+# Test MSE of the original scripts after their 100 epochs at batch 32, measured on this kind of
+# machine with this repo's metric definitions (issue "The four model scripts", item 10).
+ORIGINAL_MSE = {"AE-2D": 0.0403, "VAE-2D": 0.0410, "AE-32D": 0.0077, "VAE-32D": 0.0240}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device, dtype, n=2048, reps=20):
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = 0.0
+    for size in (1024, n):
+        x, y = a[:size, :size].contiguous(), b[:size, :size].contiguous()
+        for _ in range(3):
+            x @ y
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(reps):
+            x @ y
+        sync(device)
+        best = max(best, 2 * size ** 3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def train_flops_per_image(model):
+    """Forward 2*in*out per linear layer; backward twice that, minus the input gradient of the first."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    fwd = sum(2 * m.in_features * m.out_features for m in layers)
+    first = [model.encoder[0]]
+    return 3 * fwd - sum(2 * m.in_features * m.out_features for m in first)
+
+
+def training_speed(spec, data, device, amp, images=30_000):
+    seed_everything(0)
+    model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
+    opt, sched = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
+    x = data.x_train[:images]
+    train_epoch(model, opt, sched, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
+    sync(device)
+    t = time.perf_counter()
+    train_epoch(model, opt, sched, x, spec.batch_size, amp=amp)
+    sync(device)
+    rate = images / (time.perf_counter() - t)
+    return rate, rate * train_flops_per_image(model) / 1e9
+
+
+def seconds_to_target(spec, data, device, amp, target):
+    """Train with the script's defaults until the test MSE reaches ``target``; wall seconds."""
+    seed_everything(0)
+    model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
+    opt, sched = make_optimizer(model, spec.lr, spec.epochs, -(-data.x_train.shape[0] // spec.batch_size))
+    began = time.perf_counter()
+    for epoch in range(1, spec.epochs + 1):
+        train_epoch(model, opt, sched, data.x_train, spec.batch_size, amp=amp)
+        mse = evaluate(model, data.x_test)["mse"]
+        if mse <= target:
+            return time.perf_counter() - began, epoch, mse
+    return float("nan"), spec.epochs, mse
+
+
+class OriginalAE(nn.Module):
+    """The original scripts' models: 784-128-z MLPs, ReLU on the AE's code, sigmoid output."""
+
+    def __init__(self, z, vae):
+        super().__init__()
+        self.vae = vae
+        self.enc = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 2 * z if vae else z),
+                                 *(() if vae else (nn.ReLU(),)))
+        self.dec = nn.Sequential(nn.Linear(z, 128), nn.ReLU(), nn.Linear(128, 784), nn.Sigmoid())
+
+    def loss(self, x):
+        h = self.enc(x)
+        if not self.vae:
+            return nn.functional.mse_loss(self.dec(h), x)
+        mu, logvar = h.chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = nn.functional.binary_cross_entropy(self.dec(z), x, reduction="sum")
+        return (rec - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())) / x.shape[0]
+
+
+def original_epoch_seconds(spec):
+    from torchvision import datasets, transforms
+    ds = datasets.MNIST(DEFAULT_DATA_ROOT, train=True, transform=transforms.ToTensor())
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True)
+    model = OriginalAE(spec.latent_dim, spec.kind == "vae")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    for x, _ in loader:
+        loss = model.loss(x.view(-1, 784))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def gif_seconds(device, data):
+    labels = data.y_test.cpu().numpy()
+    out, times = Path("/tmp") if Path("/tmp").is_dir() else REPO, {}
+    jobs = {
+        "AE-2D sampling_1.gif": (ae2.SPEC, lambda m, c: animations.ae_loop(m, c, labels, out / "b1.gif")),
+        "AE-2D sampling_2.gif": (ae2.SPEC, lambda m, c: animations.ae_cluster_tour(m, c, labels, out / "b2.gif")),
+        "VAE-2D vae_latent_walk.gif": (vae2.SPEC, lambda m, c: animations.vae_prior_walk(m, c, labels, out / "b3.gif")),
+        "VAE-2D posterior_evolution.gif": (vae2.SPEC, lambda m, c: animations.posterior_evolution(
+            [c[:3000] * (e / 35) for e in range(36)], labels[:3000], out / "b4.gif")),
+        "AE-32D latent_walk.gif": (ae32.SPEC, lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b5.gif")),
+        "VAE-32D latent_walk.gif": (vae32.SPEC, lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b6.gif")),
+    }
+    for name, (spec, job) in jobs.items():
+        ckpt = REPO / spec.results_dir / "model.pt"
+        model = (load_checkpoint(ckpt, spec, device)[0] if ckpt.exists()
+                 else build_model(spec.kind, spec.latent_dim, spec.hidden).to(device).eval())
+        codes = encode_all(model, data.x_test).cpu().numpy()
+        t = time.perf_counter()
+        job(model, codes)
+        times[name] = time.perf_counter() - t
+    for i in range(1, 7):
+        (out / f"b{i}.gif").unlink(missing_ok=True)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--skip-original", action="store_true", help="skip the slow original loop (default: off)")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    amp = pick_precision("auto", device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"training precision {'bf16 autocast' if amp else 'fp32'}")
+    peak32 = matmul_peak(device, torch.float32)
+    peak16 = matmul_peak(device, torch.bfloat16) if amp else None
+    print(f"\n1. matmul peak: float32 {peak32:.0f} GFLOP/s" + (f", bfloat16 {peak16:.0f} GFLOP/s" if amp else ""))
+    data = load_mnist(device=device)
+
+    print("\n2. training throughput with the default batch size and precision")
+    print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of peak':>10} {'% of fp32 peak':>15}")
+    for name, spec in SPECS.items():
+        rate, gflops = training_speed(spec, data, device, amp)
+        peak = peak16 if amp else peak32
+        print(f"{name:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
+              f"{100 * gflops / peak32:14.0f}%")
+
+    print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
+    print(f"{'model':8} {'orig s/epoch':>12} {'orig 100 ep':>11} {'target MSE':>10} "
+          f"{'ours: s':>8} {'epochs':>6} {'speed-up':>9}")
+    for name, spec in SPECS.items():
+        orig = float("nan") if args.skip_original else original_epoch_seconds(spec)
+        secs, epochs, mse = seconds_to_target(spec, data, device, amp, ORIGINAL_MSE[name])
+        print(f"{name:8} {orig:12.1f} {100 * orig:11.0f} {ORIGINAL_MSE[name]:10.4f} {secs:8.1f} {epochs:6d} "
+              f"{100 * orig / secs:8.0f}x")
+
+    print("\n5. GIF rendering (from the committed checkpoints when present)")
+    for name, secs in gif_seconds(device, data).items():
+        print(f"{name:32} {secs:5.2f} s")
+
+
+if __name__ == "__main__":
+    main()

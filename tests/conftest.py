@@ -1,0 +1,41 @@
+"""Shared fixtures: small real-data runs of each script, made once per test session."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "Models"
+SCRIPTS = {
+    "ae2": "Auto_enoder_MNIST_with_sampling_animation.py",
+    "vae2": "Variational_AutoEncoder_with_sampling_animation.py",
+    "ae32": "Auto_enoder_MNIST.py",
+    "vae32": "Variational_AutoEncoder.py",
+}
+TINY = ["--epochs", "1", "--train-subset", "2000", "--quiet"]
+
+
+def run_script(key, *args, timeout=300, **kw):
+    """Run one model script in a subprocess, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(MODELS / SCRIPTS[key]), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **kw)
+
+
+def read_metrics(folder):
+    return json.loads((Path(folder) / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Each script once with a tiny budget: {key: results folder}."""
+    out = {}
+    for key in SCRIPTS:
+        folder = tmp_path_factory.mktemp(key) / "results"
+        r = run_script(key, *TINY, "--out", folder)
+        assert r.returncode == 0, r.stderr
+        out[key] = folder
+    return out

@@ -1,0 +1,65 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.data import load_mnist
+from latentlab.metrics import (CLASSIFIER_PATH, active_units, class_entropy, classify, frechet_distance,
+                               iwae_bound, load_classifier)
+from latentlab.models import build_model
+from latentlab.training import evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+    """A VAE trained briefly on 3,000 real digits, and 500 test digits to score."""
+    torch.manual_seed(0)
+    d = load_mnist()
+    d.x_train, d.y_train = d.x_train[:3000], d.y_train[:3000]
+    d.x_test, d.y_test = d.x_test[:500], d.y_test[:500]
+    model = build_model("vae", 4)
+    fit(model, d, epochs=2, batch_size=128, lr=2e-3, progress="none")
+    return model.eval(), d.x_test
+
+
+def test_iwae_bound_is_tighter_than_the_elbo(small_vae):
+    model, x = small_vae
+    elbo = np.mean([evaluate(model, x, seed=s)["loss"] for s in range(5)])
+    iwae = iwae_bound(model, x, k=64)
+    assert iwae < elbo - 0.1, (iwae, elbo)
+    assert iwae_bound(model, x, k=256) <= iwae + 0.05  # more samples never loosen it (up to noise)
+
+
+def test_iwae_with_one_sample_is_the_elbo_in_expectation(small_vae):
+    model, x = small_vae
+    k1 = [iwae_bound(model, x, k=1, seed=s) for s in range(20)]
+    elbo = [evaluate(model, x, seed=100 + s)["loss"] for s in range(20)]
+    se = math.sqrt(np.var(k1) / 20 + np.var(elbo) / 20)
+    assert abs(np.mean(k1) - np.mean(elbo)) < 4 * se + 1e-3, (np.mean(k1), np.mean(elbo), se)
+
+
+def test_frechet_distance_zero_on_itself_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(4000, 16)) @ rng.normal(size=(16, 16))
+    assert abs(frechet_distance(feats, feats)) < 1e-6
+    d = [frechet_distance(feats, feats + rng.normal(scale=s, size=feats.shape)) for s in (0.1, 0.5, 1.0)]
+    assert 0 < d[0] < d[1] < d[2]
+
+
+def test_class_entropy_and_active_units():
+    assert class_entropy(np.arange(1000) % 10) == pytest.approx(math.log(10))
+    assert class_entropy(np.zeros(50, int)) == 0
+    codes = np.stack([np.random.default_rng(0).normal(size=1000), np.full(1000, 3.0)], 1)
+    assert active_units(codes) == 1
+
+
+def test_committed_classifier_scores_99_percent():
+    info = json.loads(CLASSIFIER_PATH.with_suffix(".json").read_text())
+    assert info["test_accuracy"] >= 0.99
+    assert CLASSIFIER_PATH.stat().st_size <= 1_000_000
+    d = load_mnist()
+    probs, feats = classify(load_classifier("cpu"), d.x_test)
+    assert feats.shape == (10_000, 84)
+    assert (probs.argmax(1) == d.y_test.numpy()).mean() >= 0.99

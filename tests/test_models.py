@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from latentlab import UserError
+from latentlab.cli import ModelSpec
+from latentlab.models import LeNet, build_model, load_checkpoint, save_checkpoint
+from latentlab.training import TrainState
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+@pytest.mark.parametrize("latent", [2, 32])
+def test_shapes(kind, latent):
+    model = build_model(kind, latent)
+    x = torch.rand(5, 784)
+    assert model.encode(x).shape == (5, latent)
+    assert model.decode(torch.randn(5, latent)).shape == (5, 784)
+    out = model(x)
+    assert out[0].shape == (5, 784)
+    if kind == "vae":
+        assert out[1].shape == out[2].shape == (5, latent)
+
+
+def test_ae_code_layer_is_linear():
+    # the original's ReLU on the code would make every code non-negative
+    model = build_model("ae", 2)
+    assert isinstance(model.encoder[-1], torch.nn.Linear)
+    assert (build_model("ae", 2).encode(torch.rand(256, 784)) < 0).any()
+
+
+def test_lenet_shapes():
+    net = LeNet()
+    assert net(torch.rand(3, 784)).shape == (3, 10)
+    assert net.features(torch.rand(3, 784)).shape == (3, 84)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = build_model("vae", 2).eval()
+    config = {"kind": "vae", "latent_dim": 2, "hidden": [512, 256], "epochs": 1}
+    save_checkpoint(tmp_path / "model.pt", model, config, TrainState(history=[{"epoch": 1}]))
+    loaded, ckpt = load_checkpoint(tmp_path / "model.pt")
+    x = torch.rand(4, 784)
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert ckpt["history"] == [{"epoch": 1}]
+    other = ModelSpec("x.py", "ae", 2, "r", (), 1, 1, 1.0)
+    with pytest.raises(UserError, match="not this script's AE"):
+        load_checkpoint(tmp_path / "model.pt", other)

@@ -1,0 +1,210 @@
+"""Bad input ends in one clear line and exit code 2; failed or interrupted runs keep the last good results."""
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import Auto_enoder_MNIST_with_sampling_animation as ae2_script
+import Variational_AutoEncoder_with_sampling_animation as vae2_script
+from conftest import MODELS, REPO, SCRIPTS, read_metrics, run_script
+from latentlab import cli
+from latentlab.data import DEFAULT_DATA_ROOT, SPLITS, prepare_raw
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def run_inprocess(spec, argv, capsys):
+    """Call a script's main() as the command line would; return (exit code, stderr)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(spec, argv=[str(a) for a in argv])
+    err = capsys.readouterr().err
+    return e.value.code, err
+
+
+def assert_one_line_error(code, err, match):
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and match in err, err
+
+
+@pytest.fixture
+def good_results(tiny_runs, tmp_path):
+    """A copy of a finished AE-2D results folder, and its byte digest."""
+    folder = tmp_path / "results"
+    shutil.copytree(tiny_runs["ae2"], folder)
+    return folder, digest(folder)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--epochs", "0"], "--epochs: '0' must be a positive"),
+    (["--epochs", "ten"], "--epochs: 'ten' is not a number"),
+    (["--epochs", "2.5"], "--epochs: '2.5' is not a number"),
+    (["--batch-size", "-4"], "--batch-size: '-4' must be a positive"),
+    (["--lr", "0"], "--lr: '0' must be a positive"),
+    (["--lr", "nan"], "--lr: 'nan' must be a positive"),
+    (["--lr", "fast"], "--lr: 'fast' is not a number"),
+    (["--train-subset", "0"], "--train-subset: '0' must be a positive"),
+    (["--train-subset", "-3"], "--train-subset: '-3' must be a positive"),
+    (["--train-subset", "70000"], "larger than the 60000 training images"),
+    (["--device", "tpu"], "unknown --device 'tpu'"),
+    (["--plots-only", "--resume"], "exclude each other"),
+])
+def test_bad_flags(argv, match, capsys, tmp_path):
+    code, err = run_inprocess(ae2_script.SPEC, [*argv, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, match)
+    assert not (tmp_path / "r").exists()
+    assert not list(tmp_path.glob(".r.staging-*"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_where_there_is_none(device, capsys, tmp_path):
+    code, err = run_inprocess(ae2_script.SPEC, ["--device", device, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "no CUDA GPU")
+
+
+@pytest.mark.skipif(getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+                    reason="this machine has MPS")
+def test_mps_where_there_is_none(capsys, tmp_path):
+    code, err = run_inprocess(ae2_script.SPEC, ["--device", "mps", "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "no usable MPS")
+
+
+def test_out_is_a_file_or_unwritable(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, err = run_inprocess(ae2_script.SPEC, ["--out", f], capsys)
+    assert_one_line_error(code, err, "is a file")
+    code, err = run_inprocess(ae2_script.SPEC, ["--out", f / "sub"], capsys)
+    assert_one_line_error(code, err, "cannot write results")
+    code, err = run_inprocess(ae2_script.SPEC, ["--out", "/proc/no_results_here"], capsys)
+    assert_one_line_error(code, err, "cannot write results")
+
+
+def _data_root(tmp_path, broken=None, how=None):
+    """A data root with links to the real files, one of them replaced by a broken copy."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    real = prepare_raw(DEFAULT_DATA_ROOT)
+    for split in SPLITS.values():
+        for name, *_ in split:
+            if name != broken:
+                (raw / name).symlink_to(real / name)
+    if broken:
+        data = (real / broken).read_bytes()
+        if how == "truncated":
+            data = data[:len(data) // 2]
+        elif how == "empty":
+            data = b""
+        elif how == "magic":
+            data = b"\x00\x00\x08\x01" + data[4:]
+        elif how == "count":
+            data = data[:4] + (59_999).to_bytes(4, "big") + data[8:]
+        if how != "missing":
+            (raw / broken).write_bytes(data)
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("broken, how, match", [
+    ("train-images-idx3-ubyte", "truncated", "truncated or padded"),
+    ("t10k-labels-idx1-ubyte", "empty", "is empty"),
+    ("t10k-images-idx3-ubyte", "magic", "not an MNIST IDX file"),
+    ("train-labels-idx1-ubyte", "count", "holds 59999 items, expected 60000"),
+    ("train-images-idx3-ubyte", "missing", "missing and could not be downloaded"),
+])
+def test_broken_data_keeps_last_good_results(broken, how, match, good_results, capsys, tmp_path, monkeypatch):
+    import torchvision.datasets
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download",
+                        lambda self: (_ for _ in ()).throw(OSError("offline")))
+    folder, before = good_results
+    root = _data_root(tmp_path, broken, how)
+    code, err = run_inprocess(ae2_script.SPEC, ["--data-root", root, "--out", folder], capsys)
+    assert_one_line_error(code, err, match)
+    assert digest(folder) == before
+
+
+def test_missing_data_root(capsys, tmp_path):
+    code, err = run_inprocess(ae2_script.SPEC, ["--data-root", tmp_path / "nope", "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypatch):
+    from latentlab import training
+    real = training.batch_loss
+
+    def poisoned(model, x):
+        loss, rec, kl = real(model, x)
+        return loss * float("nan"), rec, kl
+
+    monkeypatch.setattr(training, "batch_loss", poisoned)
+    folder, before = good_results
+    code, err = run_inprocess(ae2_script.SPEC, ["--epochs", "2", "--train-subset", "500", "--quiet",
+                                                "--out", folder], capsys)
+    assert_one_line_error(code, err, "became nan in epoch 1")
+    assert digest(folder) == before
+
+
+def test_checkpoint_problems(good_results, capsys, tmp_path):
+    folder, before = good_results
+    code, err = run_inprocess(vae2_script.SPEC, ["--plots-only", "--out", tmp_path / "empty"], capsys)
+    assert_one_line_error(code, err, "no checkpoint at")
+    code, err = run_inprocess(vae2_script.SPEC, ["--plots-only", "--out", folder], capsys)
+    assert_one_line_error(code, err, "holds a AE with a 2-D latent, not this script's VAE")
+    code, err = run_inprocess(vae2_script.SPEC, ["--resume", "--out", folder], capsys)
+    assert_one_line_error(code, err, "no resume state")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
+    code, err = run_inprocess(ae2_script.SPEC, ["--plots-only", "--out", tmp_path / "bad"], capsys)
+    assert_one_line_error(code, err, "not a readable checkpoint")
+    assert digest(folder) == before
+
+
+def _start(key, *args):
+    return subprocess.Popen([sys.executable, "-u", str(MODELS / SCRIPTS[key]), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _wait_for_epoch(proc):
+    for line in proc.stdout:
+        if line.startswith("epoch"):
+            return
+    raise AssertionError(proc.stderr.read())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume(sig, good_results, tmp_path):
+    folder, before = good_results
+    keys = set(read_metrics(folder))
+    proc = _start("ae2", "--epochs", "40", "--train-subset", "6000", "--out", folder)
+    _wait_for_epoch(proc)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10, "must stop within a few seconds"
+    assert proc.returncode == 130
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "--resume" in err, err
+    assert digest(folder) == before
+    state = cli.resume_path(folder)
+    assert state.exists()
+    saved_epoch = torch.load(state, weights_only=False)["state"]["epoch"]
+    assert 1 <= saved_epoch < 40
+
+    r = run_script("ae2", "--resume", "--epochs", saved_epoch + 1, "--quiet", "--out", folder)
+    assert r.returncode == 0, r.stderr
+    assert not state.exists()
+    m = read_metrics(folder)
+    assert [h["epoch"] for h in m["history"]] == list(range(1, saved_epoch + 2))
+    assert set(m) == keys  # the same structure as an uninterrupted run
+    assert m["train_subset"] == 6000
+
+
+def test_process_level_error_has_no_traceback(tmp_path):
+    r = run_script("vae32", "--batch-size", "zero", "--out", tmp_path / "r")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,0 +1,112 @@
+"""One small real-data run per script (conftest.tiny_runs), then checks of what it wrote."""
+import hashlib
+import json
+import math
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from conftest import SCRIPTS, TINY, read_metrics, run_script
+
+COMMON = ["metrics.json", "model.pt", "loss_curve.png", "reconstructions.png", "latent_space.png"]
+EXTRA = {
+    "ae2": ["latent_space_grid_sampling.png", "sampling_1.gif", "sampling_2.gif"],
+    "vae2": ["latent_space_grid_sampling.png", "latent_space_classified_random_samples.png",
+             "vae_latent_walk.gif", "posterior_evolution.gif", "posterior_frames.npy"],
+    "ae32": ["latent_pca.png", "samples.png", "latent_walk.gif"],
+    "vae32": ["latent_pca.png", "samples.png", "latent_walk.gif", "kl_per_dim.png"],
+}
+METRICS = ["test_mse", "test_bce", "knn_accuracy", "recon_accuracy", "sample_confidence",
+           "sample_class_entropy", "fid_mnist", "train_seconds"]
+VAE_METRICS = ["test_neg_elbo", "test_kl", "test_nll_iwae", "active_units"]
+
+
+@pytest.mark.parametrize("key", SCRIPTS)
+def test_every_file_exists_and_parses(tiny_runs, key):
+    folder = tiny_runs[key]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(COMMON + EXTRA[key])
+    for png in folder.glob("*.png"):
+        img = iio.imread(png)
+        assert img.ndim == 3 and min(img.shape[:2]) > 100, png.name
+    m = read_metrics(folder)
+    expected = METRICS + (VAE_METRICS if key.startswith("vae") else ["gmm_test_loglik"])
+    for name in expected:
+        assert math.isfinite(m[name]), name
+    assert (m["model"], m["latent_dim"]) == {"ae2": ("ae", 2), "vae2": ("vae", 2),
+                                             "ae32": ("ae", 32), "vae32": ("vae", 32)}[key]
+    assert len(m["history"]) == 1
+    assert set(m["history"][0]) >= {"train_loss", "test_loss", "test_mse", "seconds"}
+    assert 0 < m["test_mse"] < 0.2 and 0 <= m["knn_accuracy"] <= 1
+    if key.startswith("vae"):
+        assert m["test_nll_iwae"] <= m["test_neg_elbo"]
+
+
+@pytest.mark.parametrize("key", SCRIPTS)
+def test_gifs_loop_forever_and_move(tiny_runs, key):
+    for gif in tiny_runs[key].glob("*.gif"):
+        frames = iio.imread(gif, index=None)
+        assert len(frames) >= 60, gif.name
+        assert iio.immeta(gif)["loop"] == 0, gif.name
+        assert gif.stat().st_size <= 3 * 2 ** 20, gif.name
+        changed = sum(not np.array_equal(a, b) for a, b in zip(frames[:-1], frames[1:]))
+        assert changed >= 20, f"{gif.name}: only {changed} frames differ from the previous one"
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_plots_only_rewrites_everything_without_training(tiny_runs, tmp_path):
+    import shutil
+    folder = tmp_path / "results"
+    shutil.copytree(tiny_runs["vae2"], folder)
+    before = read_metrics(folder)
+    for p in folder.iterdir():
+        if p.name not in ("model.pt", "posterior_frames.npy"):
+            p.unlink()
+    r = run_script("vae2", "--plots-only", "--quiet", "--out", folder)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == sorted(COMMON + EXTRA["vae2"])
+    after = read_metrics(folder)
+    assert after["history"] == before["history"] and after["train_seconds"] == before["train_seconds"]
+    for k in ("test_mse", "test_neg_elbo", "test_nll_iwae", "knn_accuracy", "fid_mnist"):
+        assert after[k] == pytest.approx(before[k], rel=1e-6), k
+    assert "epoch" not in r.stdout  # no training happened
+
+
+def test_same_seed_same_numbers(tiny_runs, tmp_path):
+    r = run_script("ae2", *TINY, "--out", tmp_path / "again")
+    assert r.returncode == 0, r.stderr
+    a, b = read_metrics(tiny_runs["ae2"]), read_metrics(tmp_path / "again")
+    for m in (a, b):
+        for k in ("train_seconds", "figure_seconds", "eval_seconds", "run_seconds"):
+            m.pop(k)
+        for h in m["history"]:
+            h.pop("seconds")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_compare_models_rewrites_the_readme_table(tiny_runs, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import MODELS
+    from compare_models import MODELS as SPECS, START, END
+    keys = {"AE 2-D": "ae2", "VAE 2-D": "vae2", "AE 32-D": "ae32", "VAE 32-D": "vae32"}
+    for name, spec in SPECS.items():
+        dest = tmp_path / spec.results_dir
+        dest.mkdir(parents=True)
+        shutil.copy(tiny_runs[keys[name]] / "metrics.json", dest / "metrics.json")
+    (tmp_path / "README.md").write_text(f"intro\n{START}\nold table\n{END}\noutro\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 5  # header + four models
+    vae2 = read_metrics(tiny_runs["vae2"])
+    assert f"{vae2['test_nll_iwae']:.1f}" in rows[2]
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
