@@ -8,8 +8,8 @@ Prints one table; takes about 3 minutes on a 2-core CPU.
 2. for each default model: training images/s, achieved GFLOP/s (forward + backward FLOPs of the
    linear layers) and its share of the peak of the precision it trains in;
 3. the original training loop (DataLoader + ToTensor, batch 32, 784-128-z MLPs): seconds per epoch;
-4. seconds for our default model to reach the original's test MSE after its 100 epochs, against
-   100 x the original's epoch time;
+4. training seconds for our default model to reach the original's test MSE after its 100 epochs,
+   against 100 x the original's epoch time;
 5. seconds per GIF.
 """
 import argparse
@@ -30,7 +30,7 @@ import Variational_AutoEncoder_with_sampling_animation as vae2  # noqa: E402
 from latentlab import animations  # noqa: E402
 from latentlab.cli import pick_device, pick_precision, seed_everything  # noqa: E402
 from latentlab.data import DEFAULT_DATA_ROOT, load_mnist  # noqa: E402
-from latentlab.models import build_model, load_checkpoint  # noqa: E402
+from latentlab.models import build_model, init_output_bias, load_checkpoint  # noqa: E402
 from latentlab.training import encode_all, evaluate, make_optimizer, train_epoch  # noqa: E402
 
 SPECS = {"AE-2D": ae2.SPEC, "VAE-2D": vae2.SPEC, "AE-32D": ae32.SPEC, "VAE-32D": vae32.SPEC}
@@ -87,13 +87,18 @@ def seconds_to_target(spec, data, device, amp, target):
     """Train with the script's defaults until the test MSE reaches ``target``; wall seconds."""
     seed_everything(0)
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
+    init_output_bias(model, data.x_train)
     opt, sched = make_optimizer(model, spec.lr, spec.epochs, -(-data.x_train.shape[0] // spec.batch_size))
-    began = time.perf_counter()
+    training = 0.0  # like the original's figure, only training time counts, not the test passes
     for epoch in range(1, spec.epochs + 1):
+        sync(device)
+        began = time.perf_counter()
         train_epoch(model, opt, sched, data.x_train, spec.batch_size, amp=amp)
+        sync(device)
+        training += time.perf_counter() - began
         mse = evaluate(model, data.x_test)["mse"]
         if mse <= target:
-            return time.perf_counter() - began, epoch, mse
+            return training, epoch, mse
     return float("nan"), spec.epochs, mse
 
 

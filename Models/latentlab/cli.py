@@ -226,7 +226,6 @@ def run(spec, args, stop):
             except Interrupted as e:
                 _save_resume(out, e.snapshot, config)
                 raise KeyboardInterrupt from None
-            model.load_state_dict(state.model)
         # From here on an interrupt must not lose the finished training: keep it resumable.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -83,7 +83,7 @@ def _legend(ax, markerscale=4):
         h.set_alpha(1)
 
 
-def latent_space(codes, labels, path, kind, seed=0, tsne_points=2000):
+def latent_space(codes, labels, path, kind, seed=0, tsne_points=1500):
     """2-D: the test codes themselves. More dimensions: a t-SNE map of a fixed subset of them."""
     fig, ax = plt.subplots(figsize=(6.2, 5.4))
     if codes.shape[1] == 2:
@@ -94,7 +94,7 @@ def latent_space(codes, labels, path, kind, seed=0, tsne_points=2000):
     else:
         from sklearn.manifold import TSNE
         idx = np.random.default_rng(seed).permutation(len(codes))[:tsne_points]
-        emb = TSNE(2, init="pca", perplexity=30, random_state=seed).fit_transform(codes[idx])
+        emb = TSNE(2, init="pca", perplexity=30, max_iter=500, random_state=seed).fit_transform(codes[idx])
         scatter_codes(ax, emb, labels[idx], size=5, alpha=0.8)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -13,6 +13,7 @@ import torch
 
 from . import UserError
 from .losses import ae_loss, vae_loss
+from .models import init_output_bias
 
 
 def batch_loss(model, x):
@@ -167,8 +168,10 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         _set_rng_state(state.rng, device)
-    elif frame_index is not None:
-        state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu())
+    else:
+        init_output_bias(model, data.x_train)
+        if frame_index is not None:
+            state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu())
 
     def snapshot():
         s = copy.copy(state)
