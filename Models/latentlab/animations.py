@@ -113,7 +113,8 @@ def _scatter_background(codes, labels, paths, title, lims=None, prior=False):
     if lims is not None:
         ax.set_xlim(*lims[0])
         ax.set_ylim(*lims[1])
-    ax.set_aspect("equal", adjustable="datalim" if lims is None else "box")
+    if lims is None:
+        ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS(d), ms=4) for d in range(10)]
@@ -141,6 +142,16 @@ def walk_gif(model, codes, labels, paths, out, title, prior=False, lims=None):
     save_gif(out, frames)
 
 
+def _central_limits(codes, paths, pad=0.08):
+    """Axis limits over the central 1-99 % of the codes and the whole path: an AE's codes have no
+    prior to keep them near the origin, and a few far outliers would shrink the rest to a dot."""
+    lo, hi = np.percentile(codes, [1, 99], axis=0)
+    pts = np.vstack(paths)
+    lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
+    span = hi - lo
+    return tuple((lo[i] - pad * span[i], hi[i] + pad * span[i]) for i in range(2))
+
+
 def ae_loop(model, codes, labels, out, n=90):
     """A smooth closed loop around the data: an ellipse on the codes' principal axes at 1.3 sigma."""
     mean = codes.mean(0)
@@ -148,7 +159,8 @@ def ae_loop(model, codes, labels, out, n=90):
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     unit = np.stack([np.cos(t), np.sin(t)], 1) * (1.3 * np.sqrt(evals))
     path_xy = mean + unit @ evecs.T
-    walk_gif(model, codes, labels, [path_xy], out, "AE: vòng quanh dữ liệu / loop around the codes")
+    walk_gif(model, codes, labels, [path_xy], out, "AE: vòng quanh dữ liệu / loop around the codes",
+             lims=_central_limits(codes, [path_xy]))
 
 
 def ae_cluster_tour(model, codes, labels, out, n=120):
@@ -161,7 +173,7 @@ def ae_cluster_tour(model, codes, labels, out, n=120):
         left.remove(nxt)
     path_xy = resample_closed(centres[order], n)
     walk_gif(model, codes, labels, [path_xy], out,
-             "AE: đi qua tâm các cụm " + "→".join(map(str, order)))
+             "AE: đi qua tâm các cụm " + "→".join(map(str, order)), lims=_central_limits(codes, [path_xy]))
 
 
 def vae_prior_walk(model, codes, labels, out, n=100):

@@ -242,6 +242,7 @@ def run(spec, args, stop):
             record["figure_seconds"] = timings
             record["eval_seconds"] = round(time.perf_counter() - began - sum(timings.values()), 2)
             record["run_seconds"] = round(time.perf_counter() - run_began, 2)
+            record["plots_only"] = bool(args.plots_only)  # then run_seconds timed no training
             record["history"] = state.history
             if not args.plots_only:
                 save_checkpoint(staging / "model.pt", model, config, state)

@@ -63,8 +63,13 @@ def active_units(codes, threshold=0.01):
 
 
 def fit_code_density(train_codes, seed=0, components=10):
-    """Ex-post density estimate of an AE's codes (Ghosh et al., 2020): lets a plain AE generate."""
-    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(train_codes)
+    """Ex-post density estimate of an AE's codes (Ghosh et al., 2020): lets a plain AE generate.
+
+    EM stops once the mean log-likelihood gains less than 0.01 nats per code: measured on the
+    32-D AE, half the time of sklearn's 0.001 for a test log-likelihood 0.04 nats lower.
+    """
+    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, tol=1e-2,
+                           random_state=seed).fit(train_codes)
 
 
 def load_classifier(device):
