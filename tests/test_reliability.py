@@ -151,7 +151,7 @@ def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypat
     assert digest(folder) == before
 
 
-def test_checkpoint_problems(good_results, capsys, tmp_path):
+def test_checkpoint_problems(good_results, tiny_runs, capsys, tmp_path):
     folder, before = good_results
     code, err = run_inprocess(vae2_script.SPEC, ["--plots-only", "--out", tmp_path / "empty"], capsys)
     assert_one_line_error(code, err, "no checkpoint at")
@@ -159,6 +159,15 @@ def test_checkpoint_problems(good_results, capsys, tmp_path):
     assert_one_line_error(code, err, "holds a AE with a 2-D latent, not this script's VAE")
     code, err = run_inprocess(vae2_script.SPEC, ["--resume", "--out", folder], capsys)
     assert_one_line_error(code, err, "no resume state")
+    other = tmp_path / "other"  # same kind, other latent size
+    other.mkdir()
+    shutil.copy(tiny_runs["ae32"] / "model.pt", other / "model.pt")
+    code, err = run_inprocess(ae2_script.SPEC, ["--plots-only", "--out", other], capsys)
+    assert_one_line_error(code, err, "holds a AE with a 32-D latent, not this script's AE with a 2-D latent")
+    from latentlab.training import TrainState
+    cli._save_resume(other, TrainState(epoch=1), {"kind": "ae", "latent_dim": 32})
+    code, err = run_inprocess(vae2_script.SPEC, ["--resume", "--out", other], capsys)
+    assert_one_line_error(code, err, "holds a AE with a 32-D latent, not this script's model")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
     code, err = run_inprocess(ae2_script.SPEC, ["--plots-only", "--out", tmp_path / "bad"], capsys)
