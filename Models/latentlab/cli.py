@@ -229,7 +229,6 @@ def run(spec, args, stop):
         # From here on an interrupt must not lose the finished training: keep it resumable.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)
-        finished = state
         try:
             began = time.perf_counter()
             test = evaluate(model, data.x_test, config["seed"])
@@ -252,7 +251,7 @@ def run(spec, args, stop):
             _swap_in(staging, out)
         except KeyboardInterrupt:
             if not args.plots_only:
-                _save_resume(out, finished, config)
+                _save_resume(out, state, config)
             raise
         resume_path(out).unlink(missing_ok=True)
         return record

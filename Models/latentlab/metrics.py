@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
+from .losses import gaussian_kl
 from .models import LeNet
 
 CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
@@ -52,7 +53,6 @@ def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=100):  # small chunks stay
 @torch.no_grad()
 def kl_per_dimension(model, x):
     """Mean KL(q(z_j|x) || N(0,1)) of each latent dimension over ``x``, in nats."""
-    from .losses import gaussian_kl
     mu, logvar = model.posterior(x)
     return gaussian_kl(mu, logvar).mean(0).cpu().numpy()
 
