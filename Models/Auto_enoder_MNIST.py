@@ -14,7 +14,7 @@ SPEC = ModelSpec(
     latent_dim=32,
     results_dir="Kết_quả_huấn_luyện_Autoencoder/32D_latent_AE",
     figures=("latent_pca", "samples", "latent_walk"),
-    epochs=25, batch_size=256, lr=4e-3,
+    epochs=15, batch_size=256, lr=4e-3,
 )
 
 if __name__ == "__main__":
