@@ -1,8 +1,9 @@
 """Train the small LeNet that judges reconstructions and generated digits (recon_accuracy,
 sample_confidence, sample_class_entropy, fid_mnist), and save its weights beside the package.
 
-Run once; the weights (< 1 MB) and their test accuracy are committed:
-    python Models/train_classifier.py
+Run once; the weights (< 1 MB), their test accuracy and the test digits' feature statistics (FID's
+reference side) are committed:
+    python Models/train_classifier.py [--stats-only]
 """
 import argparse
 import json
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from latentlab.cli import pick_device, seed_everything
 from latentlab.data import load_mnist
-from latentlab.metrics import CLASSIFIER_PATH, classify
+from latentlab.metrics import CLASSIFIER_PATH, REFERENCE_STATS_PATH, classify, load_classifier, save_reference_stats
 from latentlab.models import LeNet
 
 
@@ -25,11 +26,17 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (default: 2e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--stats-only", action="store_true",
+                        help="keep the committed weights; only rewrite the reference statistics (default: off)")
     args = parser.parse_args()
 
     seed_everything(args.seed)
     device = pick_device(args.device)
     data = load_mnist(device=device)
+    if args.stats_only:
+        save_reference_stats(load_classifier(device), data.x_test)
+        print(f"saved {REFERENCE_STATS_PATH}")
+        return
     net = LeNet().to(device)
     steps = args.epochs * math.ceil(len(data.x_train) / args.batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -57,6 +64,7 @@ def main():
     info = {"test_accuracy": acc, "epochs": args.epochs, "seed": args.seed,
             "parameters": sum(p.numel() for p in net.parameters())}
     CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    save_reference_stats(net, data.x_test)
     print(f"saved {CLASSIFIER_PATH} ({info['parameters']} parameters, test accuracy {acc:.4f})")
 
 

@@ -1,8 +1,8 @@
 """How fast this repo trains and draws, against the machine's peak and the original scripts' loop.
 
-Prints one table; takes about 3 minutes on a 2-core CPU.
+Prints one table; takes about 4 minutes on a 2-core CPU.
 
-    python benchmarks/train_speed.py [--device cpu] [--skip-original]
+    python benchmarks/train_speed.py [--device cpu] [--skip-original] [--sections 1,5,6]
 
 1. float32 (and bfloat16) matmul peak of this machine with the same torch and thread count;
 2. for each default model: training images/s, achieved GFLOP/s (forward + backward FLOPs of the
@@ -10,10 +10,16 @@ Prints one table; takes about 3 minutes on a 2-core CPU.
 3. the original training loop (DataLoader + ToTensor, batch 32, 784-128-z MLPs): seconds per epoch;
 4. training seconds for our default model to reach the original's test MSE after its 100 epochs,
    against 100 x the original's epoch time;
-5. seconds per GIF.
+5. seconds per GIF;
+6. ``--plots-only`` of each script on a copy of its committed results: wall seconds of the whole
+   command (interpreter start and imports included), and the metrics' and figures' shares.
 """
 import argparse
+import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,40 +170,71 @@ def gif_seconds(device, data):
     return times
 
 
+def plots_only_seconds(spec, device):
+    """(wall s, metrics s, figures s) of ``--plots-only`` on a copy of the committed results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results"
+        shutil.copytree(REPO / spec.results_dir, out)
+        cmd = [sys.executable, str(REPO / "Models" / spec.script), "--plots-only", "--quiet",
+               "--out", str(out), "--device", str(device)]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+        record = json.loads((out / "metrics.json").read_text())
+    return wall, record["eval_seconds"], sum(record["figure_seconds"].values())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--skip-original", action="store_true", help="skip the slow original loop (default: off)")
+    p.add_argument("--sections", default="1,2,3,4,5,6",
+                   help="comma-separated sections to run; 3 and 4 run together (default: 1,2,3,4,5,6)")
     args = p.parse_args()
+    sections = set(args.sections.replace(" ", "").split(","))
     device = pick_device(args.device)
     amp = pick_precision("auto", device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"training precision {'bf16 autocast' if amp else 'fp32'}")
-    peak32 = matmul_peak(device, torch.float32)
-    peak16 = matmul_peak(device, torch.bfloat16) if amp else None
-    print(f"\n1. matmul peak: float32 {peak32:.0f} GFLOP/s" + (f", bfloat16 {peak16:.0f} GFLOP/s" if amp else ""))
+    if sections & {"1", "2"}:
+        peak32 = matmul_peak(device, torch.float32)
+        peak16 = matmul_peak(device, torch.bfloat16) if amp else None
+        print(f"\n1. matmul peak: float32 {peak32:.0f} GFLOP/s" + (f", bfloat16 {peak16:.0f} GFLOP/s" if amp else ""))
     data = load_mnist(device=device)
 
-    print("\n2. training throughput with the default batch size and precision")
-    print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of peak':>10} {'% of fp32 peak':>15}")
-    for name, spec in SPECS.items():
-        rate, gflops = training_speed(spec, data, device, amp)
-        peak = peak16 if amp else peak32
-        print(f"{name:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
-              f"{100 * gflops / peak32:14.0f}%")
+    if "2" in sections:
+        print("\n2. training throughput with the default batch size and precision")
+        print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of peak':>10} {'% of fp32 peak':>15}")
+        for name, spec in SPECS.items():
+            rate, gflops = training_speed(spec, data, device, amp)
+            peak = peak16 if amp else peak32
+            print(f"{name:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
+                  f"{100 * gflops / peak32:14.0f}%")
 
-    print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
-    print(f"{'model':8} {'orig s/epoch':>12} {'orig 100 ep':>11} {'target MSE':>10} "
-          f"{'ours: s':>8} {'epochs':>6} {'speed-up':>9}")
-    for name, spec in SPECS.items():
-        orig = float("nan") if args.skip_original else original_epoch_seconds(spec)
-        secs, epochs, mse = seconds_to_target(spec, data, device, amp, ORIGINAL_MSE[name])
-        print(f"{name:8} {orig:12.1f} {100 * orig:11.0f} {ORIGINAL_MSE[name]:10.4f} {secs:8.1f} {epochs:6d} "
-              f"{100 * orig / secs:8.0f}x")
+    if sections & {"3", "4"}:
+        print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
+        print(f"{'model':8} {'orig s/epoch':>12} {'orig 100 ep':>11} {'target MSE':>10} "
+              f"{'ours: s':>8} {'epochs':>6} {'speed-up':>9}")
+        for name, spec in SPECS.items():
+            orig = float("nan") if args.skip_original else original_epoch_seconds(spec)
+            secs, epochs, mse = seconds_to_target(spec, data, device, amp, ORIGINAL_MSE[name])
+            print(f"{name:8} {orig:12.1f} {100 * orig:11.0f} {ORIGINAL_MSE[name]:10.4f} {secs:8.1f} {epochs:6d} "
+                  f"{100 * orig / secs:8.0f}x")
 
-    print("\n5. GIF rendering (from the committed checkpoints when present)")
-    for name, secs in gif_seconds(device, data).items():
-        print(f"{name:32} {secs:5.2f} s")
+    if "5" in sections:
+        print("\n5. GIF rendering (from the committed checkpoints when present)")
+        for name, secs in gif_seconds(device, data).items():
+            print(f"{name:32} {secs:5.2f} s")
+
+    if "6" in sections:
+        print("\n6. --plots-only on a copy of the committed results (target: 20 s per script)")
+        print(f"{'model':8} {'wall s':>7} {'metrics s':>10} {'figures s':>10}")
+        for name, spec in SPECS.items():
+            if (REPO / spec.results_dir / "model.pt").exists():
+                wall, metrics_s, figures_s = plots_only_seconds(spec, device)
+                print(f"{name:8} {wall:7.1f} {metrics_s:10.1f} {figures_s:10.1f}")
+            else:
+                print(f"{name:8} no committed model.pt")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ when everything succeeded, so a failed or interrupted run never touches the last
 Problems the user can fix end as one line on stderr and exit code 2; an interrupt ends with 130.
 """
 import argparse
+import gc
 import json
 import os
 import random
@@ -314,6 +315,9 @@ def main(spec, description=None, argv=None):
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+        # Python's exit walks every object torch, torchvision and sklearn made (0.6 s measured);
+        # frozen objects are skipped.
+        gc.freeze()
     summary = ", ".join(f"{k} {record[k]:.4g}" for k in SUMMARY_KEYS if k in record)
     print(f"{spec.script}: {summary}; results in {args.out}")
 

@@ -1,12 +1,12 @@
 """Everything written to ``metrics.json``: reconstruction error, likelihood bounds, latent-space
 structure and sample quality, each on the full 10,000-image test set.
 """
+import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -14,6 +14,7 @@ from .losses import gaussian_kl
 from .models import LeNet
 
 CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
+REFERENCE_STATS_PATH = Path(__file__).with_name("lenet_mnist_test_stats.npz")
 IWAE_K = 100
 GENERATED = 10_000
 
@@ -24,8 +25,21 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
     return float(knn.score(test_codes, y_test))
 
 
+def softplus_sum(logits, group=28):
+    """``F.softplus(logits).sum(-1)``, 4x faster on CPU, where torch's log1p is not vectorised.
+
+    softplus(l) = max(l, 0) + log(1 + e^-|l|); the logs of each ``group`` factors in [1, 2] (a row
+    of 28 pixels) are taken as the log of their product, below 2^28 so it cannot overflow. Measured
+    against float64 on 100,000 images' logits ~ N(0, 4^2): the same float32 rounding as F.softplus
+    (at most 3.4e-4 vs 3.1e-4 nats per image, no bias).
+    """
+    factors = logits.abs().neg_().exp_().add_(1)
+    products = factors.unflatten(-1, (-1, group)).prod(-1)
+    return logits.clamp(min=0).sum(-1) + products.log_().sum(-1)
+
+
 @torch.no_grad()
-def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=100):  # small chunks stay in cache: fastest
+def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20):  # 2000-row chunks stay in cache: fastest
     """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
 
     -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); with k = 1 this is the
@@ -41,8 +55,8 @@ def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=100):  # small chunks stay
         eps = torch.randn((k, *mu.shape), generator=gen, device=x.device)
         z = mu + eps * torch.exp(0.5 * logvar)
         logits = model.decode(z)
-        # -BCE = x.l - softplus(l): the same sum as reconstruction_bce with one fewer full-size pass
-        log_px = torch.einsum("kbp,bp->kb", logits, xb) - F.softplus(logits).sum(-1)
+        # log p(x|z) = -BCE = x.l - softplus(l), summed over pixels: reconstruction_bce, faster
+        log_px = (logits * xb).sum(-1) - softplus_sum(logits)
         log_pz = -0.5 * (z.pow(2) + log_2pi).sum(-1)
         log_qz = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)
         log_w = log_px + log_pz - log_qz
@@ -75,11 +89,11 @@ def fit_code_density(train_codes, seed=0, components=10):
 def load_classifier(device):
     net = LeNet()
     net.load_state_dict(torch.load(CLASSIFIER_PATH, map_location="cpu", weights_only=True))
-    return net.to(device).eval()
+    return net.to(device, memory_format=torch.channels_last).eval()
 
 
 @torch.no_grad()
-def classify(net, images, batch_size=500):
+def classify(net, images, batch_size=200):
     """(softmax probabilities, 84-d penultimate features) of images in [0, 1], flattened."""
     probs, feats = [], []
     for start in range(0, images.shape[0], batch_size):
@@ -89,15 +103,43 @@ def classify(net, images, batch_size=500):
     return torch.cat(probs).cpu().numpy(), torch.cat(feats).double().cpu().numpy()
 
 
-def frechet_distance(feats_a, feats_b):
-    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (Heusel et al., 2017).
+def feature_stats(feats):
+    """(mean, covariance) of feature rows: all the Fréchet distance needs of one side."""
+    return feats.mean(0), np.cov(feats, rowvar=False)
+
+
+def _reference_key(x_test):
+    digest = hashlib.sha256(CLASSIFIER_PATH.read_bytes())
+    digest.update(x_test.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_reference_stats(net, x_test):
+    """Commit the test digits' feature statistics beside the classifier, as pytorch-fid does."""
+    _, feats = classify(net, x_test)
+    mean, cov = feature_stats(feats)
+    np.savez(REFERENCE_STATS_PATH, key=_reference_key(x_test), mean=mean, cov=cov)
+
+
+def reference_stats(net, x_test):
+    """Feature statistics of the test digits, FID's real side: the committed ones when they were
+    made from these very weights and test images (checked by hash), else computed now (0.6 s)."""
+    if REFERENCE_STATS_PATH.exists():
+        saved = np.load(REFERENCE_STATS_PATH)
+        if str(saved["key"]) == _reference_key(x_test):
+            return saved["mean"], saved["cov"]
+    return feature_stats(classify(net, x_test)[1])
+
+
+def frechet_distance(stats_a, stats_b):
+    """||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (Heusel et al., 2017),
+    between two (mean, covariance) pairs from ``feature_stats``.
 
     Tr((S_a S_b)^(1/2)) is taken as the sum of square roots of the eigenvalues of the symmetric
     S_a^(1/2) S_b S_a^(1/2), which stays real and stable when ReLU features leave the covariances
     singular (scipy's sqrtm warns and drifts there).
     """
-    mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
-    s_a, s_b = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
+    (mu_a, s_a), (mu_b, s_b) = stats_a, stats_b
     w, v = np.linalg.eigh(s_a)
     root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     eig = np.linalg.eigvalsh(root_a @ s_b @ root_a)
@@ -155,11 +197,10 @@ def quality_metrics(model, data, test, train_codes, seed=0):
         recon = torch.sigmoid(model.decode(test["codes"]))
         recon_probs, _ = classify(net, recon)
         sample_probs, sample_feats = classify(net, samples)
-        _, test_feats = classify(net, data.x_test)
         m["recon_accuracy"] = float((recon_probs.argmax(1) == y_test).mean())
         m["sample_confidence"] = float(sample_probs.max(1).mean())
         m["sample_class_entropy"] = class_entropy(sample_probs.argmax(1))
-        m["fid_mnist"] = frechet_distance(sample_feats, test_feats)
+        m["fid_mnist"] = frechet_distance(feature_stats(sample_feats), reference_stats(net, data.x_test))
     extras = {"test_codes": test_codes, "train_codes": train_codes, "density": density,
               "samples": samples,
               "kl_per_dim": kl_dims}
