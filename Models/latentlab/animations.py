@@ -193,7 +193,7 @@ def posterior_evolution(code_frames, labels, out, min_frames=64, hold=8):
     At least ``min_frames`` distinct frames: short runs get more in-between frames per epoch
     (identical frames would be merged by the GIF writer)."""
     from .figures import DIGIT_COLORS
-    frames_xy = [np.asarray(f) for f in code_frames]
+    frames_xy = [np.asarray(f, dtype=np.float32) for f in code_frames]
     fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=90)
     for r in PRIOR_CIRCLES:
         ax.add_patch(plt.Circle((0, 0), r, fill=False, ls="--", lw=0.8, color="0.4"))

@@ -129,7 +129,9 @@ class TrainState:
     """Everything needed to continue training exactly where a whole epoch ended."""
     epoch: int = 0
     history: list = field(default_factory=list)
-    code_frames: list = field(default_factory=list)  # per-epoch codes of a fixed test subset
+    # per-epoch codes of a fixed test subset, in float16 like posterior_frames.npy: --plots-only
+    # then redraws the very same GIF
+    code_frames: list = field(default_factory=list)
     train_seconds: float = 0.0
     model: dict = None
     optimizer: dict = None
@@ -171,7 +173,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
     else:
         init_output_bias(model, data.x_train)
         if frame_index is not None:
-            state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu())
+            state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu().half())
 
     def snapshot():
         s = copy.copy(state)
@@ -206,7 +208,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
             "test_mse": test["mse"], "seconds": round(state.train_seconds, 3),
         })
         if frame_index is not None:
-            state.code_frames.append(test["codes"][frame_index].cpu())
+            state.code_frames.append(test["codes"][frame_index].cpu().half())
         if progress != "none":
             h = state.history[-1]
             log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
