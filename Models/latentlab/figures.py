@@ -224,7 +224,7 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
         "vae_latent_walk": {"vae_latent_walk.gif": lambda p: animations.vae_prior_walk(model, codes, labels, p)},
         "posterior_evolution": {
-            CODE_FRAMES: lambda p: np.save(p, np.stack([f.numpy() for f in state.code_frames]).astype(np.float16))
+            CODE_FRAMES: lambda p: np.save(p, np.stack([f.numpy() for f in state.code_frames]))
             if state.code_frames else None,
             "posterior_evolution.gif": lambda p: animations.posterior_evolution(
                 state.code_frames, labels[frame_subset(len(labels)).numpy()], p) if state.code_frames else

@@ -129,14 +129,18 @@ class TrainState:
     """Everything needed to continue training exactly where a whole epoch ended."""
     epoch: int = 0
     history: list = field(default_factory=list)
-    # per-epoch codes of a fixed test subset, in float16 like posterior_frames.npy: --plots-only
-    # then redraws the very same GIF
-    code_frames: list = field(default_factory=list)
+    code_frames: list = field(default_factory=list)  # per-epoch codes of a fixed test subset
     train_seconds: float = 0.0
     model: dict = None
     optimizer: dict = None
     scheduler: dict = None
     rng: dict = None
+
+
+def _frame(codes, frame_index):
+    """The kept codes of one epoch, in float16: what posterior_frames.npy stores, so --plots-only
+    redraws the very same GIF as the training run."""
+    return codes[frame_index].cpu().half()
 
 
 def _rng_state(device):
@@ -173,7 +177,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
     else:
         init_output_bias(model, data.x_train)
         if frame_index is not None:
-            state.code_frames.append(evaluate(model, data.x_test, seed)["codes"][frame_index].cpu().half())
+            state.code_frames.append(_frame(evaluate(model, data.x_test, seed)["codes"], frame_index))
 
     def snapshot():
         s = copy.copy(state)
@@ -208,7 +212,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
             "test_mse": test["mse"], "seconds": round(state.train_seconds, 3),
         })
         if frame_index is not None:
-            state.code_frames.append(test["codes"][frame_index].cpu().half())
+            state.code_frames.append(_frame(test["codes"], frame_index))
         if progress != "none":
             h = state.history[-1]
             log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
