@@ -8,13 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-import Auto_enoder_MNIST as ae32
-import Auto_enoder_MNIST_with_sampling_animation as ae2
-import Variational_AutoEncoder as vae32
-import Variational_AutoEncoder_with_sampling_animation as vae2
-from latentlab.data import REPO_ROOT
+import matplotlib
 
-MODELS = {"AE 2-D": ae2.SPEC, "VAE 2-D": vae2.SPEC, "AE 32-D": ae32.SPEC, "VAE 32-D": vae32.SPEC}
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt  # noqa: E402
+
+from latentlab.data import REPO_ROOT  # noqa: E402
+from latentlab.registry import specs  # noqa: E402
+
 START, END = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
 # (key in metrics.json, column title, format, better: "low"/"high"/None)
 COLUMNS = [
@@ -34,12 +35,13 @@ COLUMNS = [
 
 
 def load_all(root):
+    """{model label: its metrics.json} for every model in the registry."""
     out = {}
-    for name, spec in MODELS.items():
+    for spec in specs().values():
         path = root / spec.results_dir / "metrics.json"
         if not path.exists():
             sys.exit(f"compare_models.py: error: {path} is missing; run Models/{spec.script} first")
-        out[name] = json.loads(path.read_text())
+        out[spec.label] = json.loads(path.read_text())
     return out
 
 
@@ -67,12 +69,9 @@ def rewrite_readme(readme, table):
 
 
 def bar_charts(metrics, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     cols = [c for c in COLUMNS if any(c[0] in m for m in metrics.values())]
     fig, axes = plt.subplots(2, (len(cols) + 1) // 2, figsize=(3.0 * ((len(cols) + 1) // 2), 5.6))
-    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52"]
+    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
     for ax, (key, title, _, better) in zip(axes.ravel(), cols):
         names = [n for n, m in metrics.items() if key in m]
         vals = [metrics[n][key] for n in names]

@@ -29,20 +29,18 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Models"))
 
-import Auto_enoder_MNIST as ae32  # noqa: E402
-import Auto_enoder_MNIST_with_sampling_animation as ae2  # noqa: E402
-import Variational_AutoEncoder as vae32  # noqa: E402
-import Variational_AutoEncoder_with_sampling_animation as vae2  # noqa: E402
 from latentlab import animations  # noqa: E402
-from latentlab.cli import pick_device, pick_precision, seed_everything  # noqa: E402
+from latentlab.checkpoints import load_model  # noqa: E402
+from latentlab.cli import DEVICE_HELP, pick_device, pick_precision, seed_everything  # noqa: E402
 from latentlab.data import DEFAULT_DATA_ROOT, load_mnist  # noqa: E402
-from latentlab.models import build_model, init_output_bias, load_checkpoint  # noqa: E402
-from latentlab.training import encode_all, evaluate, make_optimizer, train_epoch  # noqa: E402
+from latentlab.models import build_model  # noqa: E402
+from latentlab.registry import specs  # noqa: E402
+from latentlab.training import encode_all, evaluate, init_output_bias, make_optimizer, train_epoch  # noqa: E402
 
-SPECS = {"AE-2D": ae2.SPEC, "VAE-2D": vae2.SPEC, "AE-32D": ae32.SPEC, "VAE-32D": vae32.SPEC}
+SPECS = specs()
 # Test MSE of the original scripts after their 100 epochs at batch 32, measured on this kind of
 # machine with this repo's metric definitions (issue "The four model scripts", item 10).
-ORIGINAL_MSE = {"AE-2D": 0.0403, "VAE-2D": 0.0410, "AE-32D": 0.0077, "VAE-32D": 0.0240}
+ORIGINAL_MSE = {"ae2": 0.0403, "vae2": 0.0410, "ae32": 0.0077, "vae32": 0.0240}
 
 
 def sync(device):
@@ -149,17 +147,18 @@ def gif_seconds(device, data):
     labels = data.y_test.cpu().numpy()
     out, times = Path("/tmp") if Path("/tmp").is_dir() else REPO, {}
     jobs = {
-        "AE-2D sampling_1.gif": (ae2.SPEC, lambda m, c: animations.ae_loop(m, c, labels, out / "b1.gif")),
-        "AE-2D sampling_2.gif": (ae2.SPEC, lambda m, c: animations.ae_cluster_tour(m, c, labels, out / "b2.gif")),
-        "VAE-2D vae_latent_walk.gif": (vae2.SPEC, lambda m, c: animations.vae_prior_walk(m, c, labels, out / "b3.gif")),
-        "VAE-2D posterior_evolution.gif": (vae2.SPEC, lambda m, c: animations.posterior_evolution(
+        "AE 2-D sampling_1.gif": ("ae2", lambda m, c: animations.ae_loop(m, c, labels, out / "b1.gif")),
+        "AE 2-D sampling_2.gif": ("ae2", lambda m, c: animations.ae_cluster_tour(m, c, labels, out / "b2.gif")),
+        "VAE 2-D vae_latent_walk.gif": ("vae2", lambda m, c: animations.vae_prior_walk(m, c, labels, out / "b3.gif")),
+        "VAE 2-D posterior_evolution.gif": ("vae2", lambda m, c: animations.posterior_evolution(
             [c[:3000] * (e / 35) for e in range(36)], labels[:3000], out / "b4.gif")),
-        "AE-32D latent_walk.gif": (ae32.SPEC, lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b5.gif")),
-        "VAE-32D latent_walk.gif": (vae32.SPEC, lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b6.gif")),
+        "AE 32-D latent_walk.gif": ("ae32", lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b5.gif")),
+        "VAE 32-D latent_walk.gif": ("vae32", lambda m, c: animations.pair_walk(m, data.x_test, labels, out / "b6.gif")),
     }
-    for name, (spec, job) in jobs.items():
+    for name, (key, job) in jobs.items():
+        spec = SPECS[key]
         ckpt = REPO / spec.results_dir / "model.pt"
-        model = (load_checkpoint(ckpt, spec, device)[0] if ckpt.exists()
+        model = (load_model(ckpt, spec, device)[0] if ckpt.exists()
                  else build_model(spec.kind, spec.latent_dim, spec.hidden).to(device).eval())
         codes = encode_all(model, data.x_test).cpu().numpy()
         t = time.perf_counter()
@@ -186,7 +185,7 @@ def plots_only_seconds(spec, device):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--skip-original", action="store_true", help="skip the slow original loop (default: off)")
     p.add_argument("--sections", default="1,2,3,4,5,6",
                    help="comma-separated sections to run; 3 and 4 run together (default: 1,2,3,4,5,6)")
@@ -205,20 +204,20 @@ def main():
     if "2" in sections:
         print("\n2. training throughput with the default batch size and precision")
         print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of peak':>10} {'% of fp32 peak':>15}")
-        for name, spec in SPECS.items():
+        for spec in SPECS.values():
             rate, gflops = training_speed(spec, data, device, amp)
             peak = peak16 if amp else peak32
-            print(f"{name:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
+            print(f"{spec.label:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
                   f"{100 * gflops / peak32:14.0f}%")
 
     if sections & {"3", "4"}:
         print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
         print(f"{'model':8} {'orig s/epoch':>12} {'orig 100 ep':>11} {'target MSE':>10} "
               f"{'ours: s':>8} {'epochs':>6} {'speed-up':>9}")
-        for name, spec in SPECS.items():
+        for key, spec in SPECS.items():
             orig = float("nan") if args.skip_original else original_epoch_seconds(spec)
-            secs, epochs, mse = seconds_to_target(spec, data, device, amp, ORIGINAL_MSE[name])
-            print(f"{name:8} {orig:12.1f} {100 * orig:11.0f} {ORIGINAL_MSE[name]:10.4f} {secs:8.1f} {epochs:6d} "
+            secs, epochs, mse = seconds_to_target(spec, data, device, amp, ORIGINAL_MSE[key])
+            print(f"{spec.label:8} {orig:12.1f} {100 * orig:11.0f} {ORIGINAL_MSE[key]:10.4f} {secs:8.1f} {epochs:6d} "
                   f"{100 * orig / secs:8.0f}x")
 
     if "5" in sections:
@@ -229,12 +228,12 @@ def main():
     if "6" in sections:
         print("\n6. --plots-only on a copy of the committed results (target: 20 s per script)")
         print(f"{'model':8} {'wall s':>7} {'metrics s':>10} {'figures s':>10}")
-        for name, spec in SPECS.items():
+        for spec in SPECS.values():
             if (REPO / spec.results_dir / "model.pt").exists():
                 wall, metrics_s, figures_s = plots_only_seconds(spec, device)
-                print(f"{name:8} {wall:7.1f} {metrics_s:10.1f} {figures_s:10.1f}")
+                print(f"{spec.label:8} {wall:7.1f} {metrics_s:10.1f} {figures_s:10.1f}")
             else:
-                print(f"{name:8} no committed model.pt")
+                print(f"{spec.label:8} no committed model.pt")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from latentlab.registry import specs
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "Models"
-SCRIPTS = {
-    "ae2": "Auto_enoder_MNIST_with_sampling_animation.py",
-    "vae2": "Variational_AutoEncoder_with_sampling_animation.py",
-    "ae32": "Auto_enoder_MNIST.py",
-    "vae32": "Variational_AutoEncoder.py",
-}
+SPECS = specs()
+SCRIPTS = {key: spec.script for key, spec in SPECS.items()}
 TINY = ["--epochs", "1", "--train-subset", "2000", "--quiet"]
 
 

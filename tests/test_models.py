@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from latentlab import UserError
+from latentlab.checkpoints import load_model, load_run, save_model
 from latentlab.cli import ModelSpec
-from latentlab.models import LeNet, build_model, load_checkpoint, save_checkpoint
+from latentlab.models import LeNet, build_model
 from latentlab.training import TrainState
 
 
@@ -36,11 +37,19 @@ def test_lenet_shapes():
 def test_checkpoint_round_trip(tmp_path):
     model = build_model("vae", 2).eval()
     config = {"kind": "vae", "latent_dim": 2, "hidden": [512, 256], "epochs": 1}
-    save_checkpoint(tmp_path / "model.pt", model, config, TrainState(history=[{"epoch": 1}]))
-    loaded, ckpt = load_checkpoint(tmp_path / "model.pt")
+    frames = [torch.randn(5, 2).half() for _ in range(2)]
+    index = torch.tensor([9, 3, 7, 1, 4])
+    save_model(tmp_path, model, config,
+               TrainState(history=[{"epoch": 1}], code_frames=frames, frame_index=index))
+    loaded, ckpt = load_model(tmp_path / "model.pt")
     x = torch.rand(4, 784)
     assert torch.equal(loaded.encode(x), model.encode(x))
     assert ckpt["history"] == [{"epoch": 1}]
     other = ModelSpec("x.py", "ae", 2, "r", (), 1, 1, 1.0)
     with pytest.raises(UserError, match="not this script's AE"):
-        load_checkpoint(tmp_path / "model.pt", other)
+        load_model(tmp_path / "model.pt", other)
+    # the per-epoch codes come back with the indices of the test images they belong to
+    same = ModelSpec("x.py", "vae", 2, "r", (), 1, 1, 1.0)
+    _, _, state = load_run(tmp_path, same, "cpu")
+    assert torch.equal(state.frame_index, index)
+    assert all(torch.equal(a, b) for a, b in zip(state.code_frames, frames)) and len(state.code_frames) == 2

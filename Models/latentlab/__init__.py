@@ -1,12 +1,18 @@
 """Shared code behind the four scripts in ``Models/``: one module per concern.
 
 - ``data``: MNIST from the bundled IDX files, checked, as tensors on the device
-- ``models``: the MLP autoencoder, the VAE and the LeNet used to judge samples
+- ``models``: the MLP autoencoder, the VAE and the LeNet used to judge samples (nothing else)
 - ``losses``: reconstruction and KL terms (where the VAE loss lives)
-- ``training``: the batch loop, evaluation passes, interrupt/resume state
+- ``training``: the batch loop, evaluation passes, the state an interrupted run resumes from
+- ``checkpoints``: every file of weights or training state (model.pt, resume state, the LeNet)
 - ``metrics``: everything written to ``metrics.json``
+- ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``figures``: static PNGs;  ``animations``: GIFs
-- ``cli``: flags, devices, seeding, atomic results folders, one-line errors
+- ``results``: evaluate, draw and swap a results folder in atomically
+- ``cli``: flags, devices, seeding, the run, one-line errors
+- ``registry``: the list of the models (their scripts)
+
+Imports run one way, in this order; ``tests/test_layout.py`` checks there is no circle.
 """
 
 

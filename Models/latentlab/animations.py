@@ -6,11 +6,13 @@ import imageio.v3 as iio
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .style import DIGIT_COLORS, legend_inside, prior_circles, scatter_codes
 
 RED = np.array([220, 20, 30], dtype=np.uint8)
 DIGIT_PX = 168          # the decoded digit is shown 6x enlarged
 FRAME_MS = 60
-PRIOR_CIRCLES = (1, 2, 3)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -70,7 +72,6 @@ def side_by_side(left, right, gap=12):
 def save_gif(path, frames, ms=FRAME_MS):
     """One palette for all frames (from the first and middle frames, a grey ramp for the digits and
     the marker red), so Pillow skips per-frame quantisation: about 5x faster than RGB frames."""
-    from PIL import Image
     frames = np.stack(frames)
     ramp = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[:, None], 3, axis=1)
     extra = np.concatenate([np.repeat(ramp, 40, axis=0), np.tile(RED, (4000, 1))])
@@ -101,12 +102,10 @@ def decode_np(model, z):
 # --------------------------------------------------------------------------- 2-D walks
 
 def _scatter_background(codes, labels, paths, title, lims=None, prior=False):
-    from .figures import DIGIT_COLORS, scatter_codes
     fig, ax = plt.subplots(figsize=(4.4, 4.4), dpi=90)
     scatter_codes(ax, codes, labels, size=2, alpha=0.5)
     if prior:
-        for r in PRIOR_CIRCLES:
-            ax.add_patch(plt.Circle((0, 0), r, fill=False, ls="--", lw=0.7, color="0.4"))
+        prior_circles(ax)
     for path_xy in paths:
         closed = np.vstack([path_xy, path_xy[:1]])
         ax.plot(closed[:, 0], closed[:, 1], color="0.25", lw=0.8, alpha=0.7)
@@ -117,9 +116,7 @@ def _scatter_background(codes, labels, paths, title, lims=None, prior=False):
         ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS(d), ms=4) for d in range(10)]
-    ax.legend(handles, [str(d) for d in range(10)], fontsize=6, ncol=5, loc="upper right",
-              handletextpad=0.1, columnspacing=0.4, framealpha=0.7)
+    legend_inside(ax)
     fig.tight_layout()
     return Background(fig, ax)
 
@@ -192,20 +189,15 @@ def posterior_evolution(code_frames, labels, out, min_frames=64, hold=8):
 
     At least ``min_frames`` distinct frames: short runs get more in-between frames per epoch
     (identical frames would be merged by the GIF writer)."""
-    from .figures import DIGIT_COLORS
     frames_xy = [np.asarray(f, dtype=np.float32) for f in code_frames]
     fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=90)
-    for r in PRIOR_CIRCLES:
-        ax.add_patch(plt.Circle((0, 0), r, fill=False, ls="--", lw=0.8, color="0.4"))
-        ax.text(r * 0.71, r * 0.71, f"{r}σ", fontsize=7, color="0.35")
+    prior_circles(ax, lw=0.8, labelled=True)
     ax.set_xlim(-4, 4)
     ax.set_ylim(-4, 4)
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     ax.set_title("VAE: trung bình hậu nghiệm của ảnh test theo epoch", fontsize=9)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS(d), ms=4) for d in range(10)]
-    ax.legend(handles, [str(d) for d in range(10)], fontsize=6, ncol=5, loc="upper right",
-              handletextpad=0.1, columnspacing=0.4, framealpha=0.7)
+    legend_inside(ax)
     fig.tight_layout()
     bg = Background(fig, ax)
     colors = (np.array([DIGIT_COLORS(int(d))[:3] for d in labels]) * 255).astype(np.uint8)
@@ -230,7 +222,6 @@ def posterior_evolution(code_frames, labels, out, min_frames=64, hold=8):
 
 def _text_labels(texts, corner):
     """Render each text once with Pillow into same-sized RGB patches placed at ``corner`` (row, col)."""
-    from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default(size=14)
     w = max(int(font.getlength(t)) for t in texts) + 8
     patches = []

@@ -5,19 +5,18 @@ checkpoint (``--plots-only``) without training.
 """
 import time
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.neighbors import KNeighborsClassifier
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # files only; no display is needed or wanted
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+from . import animations
+from .style import DIGIT_COLORS, legend_beside, prior_circles, scatter_codes
 
-from . import animations  # noqa: E402
-from .training import frame_subset  # noqa: E402
-
-CODE_FRAMES = "posterior_frames.npy"  # per-epoch test posterior means, kept for --plots-only
-DIGIT_COLORS = plt.get_cmap("tab10")
 DPI = 110
 
 
@@ -45,7 +44,7 @@ def loss_curve(history, kind, path):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         later = [h[k] for h in history[1:] for k in (tr, te)]
-        if len(history) >= 3 and kind == "vae" and tr != "train_kl" or len(history) >= 3 and kind == "ae":
+        if len(history) >= 3 and tr != "train_kl":
             # the first epoch's loss dwarfs the rest; show it cut off so later progress stays visible
             lo, hi = min(later), max(later)
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
@@ -69,20 +68,6 @@ def reconstructions(model, x_test, path, n=16):
     _save(fig, path)
 
 
-def scatter_codes(ax, codes, labels, size=3, alpha=0.6):
-    for d in range(10):
-        sel = labels == d
-        ax.scatter(codes[sel, 0], codes[sel, 1], s=size, color=DIGIT_COLORS(d), alpha=alpha,
-                   label=str(d), linewidths=0, rasterized=True)
-
-
-def _legend(ax, markerscale=4):
-    leg = ax.legend(title="chữ số", markerscale=markerscale, loc="center left", bbox_to_anchor=(1.0, 0.5),
-                    frameon=False)
-    for h in leg.legend_handles:
-        h.set_alpha(1)
-
-
 def latent_space(codes, labels, path, kind, seed=0, tsne_points=1500):
     """2-D: the test codes themselves. More dimensions: a t-SNE map of a fixed subset of them."""
     fig, ax = plt.subplots(figsize=(6.2, 5.4))
@@ -92,14 +77,13 @@ def latent_space(codes, labels, path, kind, seed=0, tsne_points=1500):
         ax.set_ylabel("z₂")
         ax.set_title(f"{kind.upper()}: mã của 10 000 ảnh test / test codes", fontsize=10)
     else:
-        from sklearn.manifold import TSNE
         idx = np.random.default_rng(seed).permutation(len(codes))[:tsne_points]
         emb = TSNE(2, init="pca", perplexity=30, max_iter=500, random_state=seed).fit_transform(codes[idx])
         scatter_codes(ax, emb, labels[idx], size=5, alpha=0.8)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{kind.upper()}: t-SNE của {tsne_points} mã test {codes.shape[1]}-D", fontsize=10)
-    _legend(ax)
+    legend_beside(ax)
     _save(fig, path)
 
 
@@ -107,7 +91,6 @@ def grid_coordinates(kind, codes, n=20):
     """Where to decode a grid: standard-normal quantiles for the VAE (Kingma & Welling, fig. 4);
     the 1st-99th percentile box of the test codes for the AE, whose codes have no prior."""
     if kind == "vae":
-        from scipy.stats import norm
         xs = ys = norm.ppf(np.linspace(0.03, 0.97, n))
     else:
         lo, hi = np.percentile(codes, [1, 99], axis=0)
@@ -138,7 +121,6 @@ def latent_grid(model, codes, path, n=20):
 def classified_plane(model, train_codes, y_train, path, seed=0, n_samples=400):
     """The latent plane coloured by the digit a kNN fit on the training codes assigns, with random
     prior samples on top and their decoded images; the VAE itself is not changed by this."""
-    from sklearn.neighbors import KNeighborsClassifier
     knn = KNeighborsClassifier(n_neighbors=15).fit(train_codes, y_train)
     lim = 3.2
     g = np.linspace(-lim, lim, 240)
@@ -154,15 +136,14 @@ def classified_plane(model, train_codes, y_train, path, seed=0, n_samples=400):
         sel = pred == d
         ax.scatter(z[sel, 0], z[sel, 1], s=14, color=DIGIT_COLORS(d), edgecolors="k", linewidths=0.3,
                    label=str(d))
-    for r in (1, 2, 3):
-        ax.add_patch(plt.Circle((0, 0), r, fill=False, ls="--", lw=0.7, color="0.3"))
+    prior_circles(ax, color="0.3")
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
     ax.set_title("Vùng phân lớp kNN + mẫu ngẫu nhiên z ~ N(0, I)", fontsize=10)
-    _legend(ax, markerscale=1)
+    legend_beside(ax, markerscale=1)
     ax2.imshow(image_grid(images, 8), cmap="gray_r", vmin=0, vmax=1)
     for i, d in enumerate(pred[:64]):
         ax2.text(30 * (i % 8) + 4, 30 * (i // 8) + 9, str(d), color=DIGIT_COLORS(d), fontsize=8,
@@ -181,7 +162,6 @@ def samples(images, path, title):
 
 
 def latent_pca(codes, labels, path, kind, seed=0):
-    from sklearn.decomposition import PCA
     pca = PCA(2, random_state=seed).fit(codes)
     emb = pca.transform(codes)
     ev = pca.explained_variance_ratio_ * 100
@@ -190,7 +170,7 @@ def latent_pca(codes, labels, path, kind, seed=0):
     ax.set_xlabel(f"PC1 ({ev[0]:.1f}% phương sai)")
     ax.set_ylabel(f"PC2 ({ev[1]:.1f}% phương sai)")
     ax.set_title(f"{kind.upper()}: PCA của mã test {codes.shape[1]}-D", fontsize=10)
-    _legend(ax)
+    legend_beside(ax)
     _save(fig, path)
 
 
@@ -204,6 +184,15 @@ def kl_per_dim(kl, path):
     ax.set_title(f"KL của từng chiều: tổng {kl.sum():.1f} nats", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
+
+
+def posterior_gif(state, labels, path, say=print):
+    """posterior_evolution.gif from the per-epoch codes kept with the checkpoint, coloured by the
+    labels of the very test images whose codes were kept (``state.frame_index``)."""
+    if not state.code_frames:
+        say("posterior_evolution.gif skipped: no per-epoch codes saved with this checkpoint")
+        return
+    animations.posterior_evolution(state.code_frames, labels[state.frame_index.numpy()], path)
 
 
 def write_all(spec, model, data, state, extras, out, seed, say=print):
@@ -223,13 +212,7 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         },
         "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
         "vae_latent_walk": {"vae_latent_walk.gif": lambda p: animations.vae_prior_walk(model, codes, labels, p)},
-        "posterior_evolution": {
-            CODE_FRAMES: lambda p: np.save(p, np.stack([f.numpy() for f in state.code_frames]))
-            if state.code_frames else None,
-            "posterior_evolution.gif": lambda p: animations.posterior_evolution(
-                state.code_frames, labels[frame_subset(len(labels)).numpy()], p) if state.code_frames else
-            say("posterior_evolution.gif skipped: no per-epoch codes saved with this checkpoint"),
-        },
+        "posterior_evolution": {"posterior_evolution.gif": lambda p: posterior_gif(state, labels, p, say)},
         "classified_plane": {
             "latent_space_classified_random_samples.png":
                 lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed)},

@@ -10,10 +10,9 @@ import torch
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
+from .checkpoints import CLASSIFIER_PATH, load_classifier
 from .losses import gaussian_kl
-from .models import LeNet
 
-CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
 REFERENCE_STATS_PATH = Path(__file__).with_name("lenet_mnist_test_stats.npz")
 IWAE_K = 100
 GENERATED = 10_000
@@ -84,12 +83,6 @@ def fit_code_density(train_codes, seed=0, components=10):
     """
     return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, tol=1e-2,
                            random_state=seed).fit(train_codes)
-
-
-def load_classifier(device):
-    net = LeNet()
-    net.load_state_dict(torch.load(CLASSIFIER_PATH, map_location="cpu", weights_only=True))
-    return net.to(device, memory_format=torch.channels_last).eval()
 
 
 @torch.no_grad()

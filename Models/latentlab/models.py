@@ -99,49 +99,9 @@ class LeNet(nn.Module):
         return self.head(self.features(x))
 
 
-@torch.no_grad()
-def init_output_bias(model, x_train):
-    """Start the decoder at the mean training image: output bias = logit of each pixel's mean.
-
-    The first epochs then learn digits instead of the background (as in Burda et al.'s IWAE code);
-    measured here: the 32-D AE reaches a given test MSE about one epoch sooner.
-    """
-    p = x_train.mean(0).clamp(1e-3, 1 - 1e-3)
-    model.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
-
-
 def build_model(kind, latent_dim, hidden=(512, 256)):
     if kind == "ae":
         return AutoEncoder(latent_dim, hidden)
     if kind == "vae":
         return VAE(latent_dim, hidden)
     raise ValueError(f"unknown model kind {kind!r}")
-
-
-def save_checkpoint(path, model, config, state):
-    """``model.pt``: the config that rebuilds the model, its weights, and the training history."""
-    torch.save({"config": config, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "history": state.history, "train_seconds": state.train_seconds}, path)
-
-
-def load_checkpoint(path, spec=None, device="cpu"):
-    """Rebuild the model saved by ``save_checkpoint``; returns (model in eval mode, checkpoint dict).
-
-    With ``spec`` given, refuses a checkpoint of another model kind or latent size.
-    """
-    from . import UserError
-    if not path.exists():
-        raise UserError(f"no checkpoint at {path}; train first (run without --plots-only)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        config = ckpt["config"]
-        model = build_model(config["kind"], config["latent_dim"], config["hidden"])
-        if spec is not None and (config["kind"], config["latent_dim"]) != (spec.kind, spec.latent_dim):
-            raise UserError(f"{path} holds a {config['kind'].upper()} with a {config['latent_dim']}-D latent, "
-                            f"not this script's {spec.kind.upper()} with a {spec.latent_dim}-D latent")
-        model.load_state_dict(ckpt["state_dict"])
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"{path} is not a readable checkpoint of this repo ({type(e).__name__})") from None
-    return model.to(device).eval(), ckpt

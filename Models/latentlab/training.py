@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from tqdm import tqdm
 
 from . import UserError
 from .losses import ae_loss, vae_loss
-from .models import init_output_bias
 
 
 def batch_loss(model, x):
@@ -23,6 +23,17 @@ def batch_loss(model, x):
         return vae_loss(logits, x, mu, logvar)
     logits, _ = model(x)
     return ae_loss(logits, x)
+
+
+@torch.no_grad()
+def init_output_bias(model, x_train):
+    """Start the decoder at the mean training image: output bias = logit of each pixel's mean.
+
+    The first epochs then learn digits instead of the background (as in Burda et al.'s IWAE code);
+    measured here: the 32-D AE reaches a given test MSE about one epoch sooner.
+    """
+    p = x_train.mean(0).clamp(1e-3, 1 - 1e-3)
+    model.decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
 
 
 def make_optimizer(model, lr, epochs, steps_per_epoch):
@@ -114,7 +125,8 @@ def evaluate(model, x, seed=0, batch_size=5000):
 
 def frame_subset(n_test, size=3000):
     """The fixed test images whose codes are kept after every epoch (posterior_evolution.gif)."""
-    return torch.randperm(n_test, generator=torch.Generator().manual_seed(0))[:size]
+    # clone: a slice would keep (and checkpoints would save) the whole permutation's storage
+    return torch.randperm(n_test, generator=torch.Generator().manual_seed(0))[:size].clone()
 
 
 @torch.no_grad()
@@ -129,7 +141,8 @@ class TrainState:
     """Everything needed to continue training exactly where a whole epoch ended."""
     epoch: int = 0
     history: list = field(default_factory=list)
-    code_frames: list = field(default_factory=list)  # per-epoch codes of a fixed test subset
+    code_frames: list = field(default_factory=list)  # per-epoch codes of the test images ...
+    frame_index: torch.Tensor = None                  # ... at these indices (frame_subset)
     train_seconds: float = 0.0
     model: dict = None
     optimizer: dict = None
@@ -156,13 +169,39 @@ def _set_rng_state(state, device):
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _snapshot(state, model, optimizer, scheduler, device):
+    """A deep copy of everything training needs to continue from here."""
+    s = copy.copy(state)
+    s.history, s.code_frames = list(state.history), list(state.code_frames)
+    s.model = copy.deepcopy(model.state_dict())
+    s.optimizer = copy.deepcopy(optimizer.state_dict())
+    s.scheduler = copy.deepcopy(scheduler.state_dict())
+    s.rng = _rng_state(device)
+    return s
+
+
+def _record_epoch(state, epoch, means, test, began):
+    """Append the epoch's numbers (and kept codes) to ``state``; returns its history entry."""
+    state.train_seconds += time.perf_counter() - began
+    state.epoch = epoch
+    state.history.append({
+        "epoch": epoch, "train_loss": means[0], "train_rec": means[1], "train_kl": means[2],
+        "test_loss": test["loss"], "test_rec": test["rec"], "test_kl": test["kl"],
+        "test_mse": test["mse"], "seconds": round(state.train_seconds, 3),
+    })
+    if state.frame_index is not None:
+        state.code_frames.append(_frame(test["codes"], state.frame_index))
+    return state.history[-1]
+
+
 def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, progress="lines",
         frame_index=None, log=print, amp=None):
     """Train for ``epochs`` epochs (continuing ``state`` if given) and return the final TrainState.
 
     ``progress`` is "bar" (tqdm over batches), "lines" (one line per epoch) or "none".
     ``frame_index`` selects test images whose codes are kept after every epoch (and before the
-    first), for the posterior-evolution animation; no extra pass is needed for them.
+    first), for the posterior-evolution animation; no extra pass is needed for them. It is kept in
+    the state beside the codes, so whoever draws them knows whose codes they are.
     Raises ``Interrupted`` when ``stop`` is set and ``UserError`` if the loss stops being finite.
     """
     device = data.x_train.device
@@ -176,24 +215,14 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         _set_rng_state(state.rng, device)
     else:
         init_output_bias(model, data.x_train)
+        state.frame_index = frame_index
         if frame_index is not None:
             state.code_frames.append(_frame(evaluate(model, data.x_test, seed)["codes"], frame_index))
-
-    def snapshot():
-        s = copy.copy(state)
-        s.history, s.code_frames = list(state.history), list(state.code_frames)
-        s.model = copy.deepcopy(model.state_dict())
-        s.optimizer = copy.deepcopy(optimizer.state_dict())
-        s.scheduler = copy.deepcopy(scheduler.state_dict())
-        s.rng = _rng_state(device)
-        return s
-
-    last_good = snapshot()
+    last_good = _snapshot(state, model, optimizer, scheduler, device)
     for epoch in range(state.epoch + 1, epochs + 1):
         began = time.perf_counter()
         bar = None
         if progress == "bar":
-            from tqdm import tqdm
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stdout)
         means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp)
         if bar is not None:
@@ -203,21 +232,11 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         if not all(math.isfinite(v) for v in means):
             raise UserError(f"the training loss became {means[0]} in epoch {epoch}; "
                             f"try a smaller --lr (the last good results were kept)")
-        test = evaluate(model, data.x_test, seed)
-        state.train_seconds += time.perf_counter() - began
-        state.epoch = epoch
-        state.history.append({
-            "epoch": epoch, "train_loss": means[0], "train_rec": means[1], "train_kl": means[2],
-            "test_loss": test["loss"], "test_rec": test["rec"], "test_kl": test["kl"],
-            "test_mse": test["mse"], "seconds": round(state.train_seconds, 3),
-        })
-        if frame_index is not None:
-            state.code_frames.append(_frame(test["codes"], frame_index))
+        h = _record_epoch(state, epoch, means, evaluate(model, data.x_test, seed), began)
         if progress != "none":
-            h = state.history[-1]
             log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
                 f"nats  test MSE {h['test_mse']:.5f}  {h['seconds']:.1f}s")
-        last_good = snapshot()
+        last_good = _snapshot(state, model, optimizer, scheduler, device)
         if stop is not None and stop.requested:
             raise Interrupted(last_good)
     return last_good
