@@ -14,24 +14,10 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 
 from latentlab.data import REPO_ROOT  # noqa: E402
+from latentlab.metrics import TABLE_COLUMNS, table_cells  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
 
 START, END = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
-# (key in metrics.json, column title, format, better: "low"/"high"/None)
-COLUMNS = [
-    ("test_mse", "MSE test", "{:.4f}", "low"),
-    ("test_bce", "BCE (nats)", "{:.1f}", "low"),
-    ("test_neg_elbo", "−ELBO (nats)", "{:.1f}", "low"),
-    ("test_nll_iwae", "IWAE NLL (nats)", "{:.1f}", "low"),
-    ("knn_accuracy", "kNN acc.", "{:.3f}", "high"),
-    ("recon_accuracy", "recon acc.", "{:.3f}", "high"),
-    ("sample_confidence", "sample conf.", "{:.3f}", "high"),
-    ("sample_class_entropy", "class entropy (ln10=2.303)", "{:.3f}", "high"),
-    ("fid_mnist", "FID-MNIST", "{:.1f}", "low"),
-    ("active_units", "active units", "{:d}", None),
-    ("train_seconds", "train s", "{:.0f}", "low"),
-    ("run_seconds", "run s", "{:.0f}", "low"),
-]
 
 
 def load_all(root):
@@ -46,11 +32,10 @@ def load_all(root):
 
 
 def markdown_table(metrics):
-    lines = ["| model | " + " | ".join(c[1] for c in COLUMNS) + " |",
-             "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = ["| model | " + " | ".join(c[1] for c in TABLE_COLUMNS) + " |",
+             "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
     for name, m in metrics.items():
-        cells = [fmt.format(m[key]) if key in m else "—" for key, _, fmt, _ in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(table_cells(m)) + " |")
     first = next(iter(metrics.values()))
     lines.append("")
     lines.append(f"*{first['device']}, torch {first['torch_version']}, {first['precision']} training; "
@@ -69,7 +54,7 @@ def rewrite_readme(readme, table):
 
 
 def bar_charts(metrics, path):
-    cols = [c for c in COLUMNS if any(c[0] in m for m in metrics.values())]
+    cols = [c for c in TABLE_COLUMNS if any(c[0] in m for m in metrics.values())]
     fig, axes = plt.subplots(2, (len(cols) + 1) // 2, figsize=(3.0 * ((len(cols) + 1) // 2), 5.6))
     colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
     for ax, (key, title, _, better) in zip(axes.ravel(), cols):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SCRIPTS, TINY, read_metrics, run_script
 
-COMMON = ["metrics.json", "model.pt", "loss_curve.png", "reconstructions.png", "latent_space.png"]
+COMMON = ["metrics.json", "model.pt", "page_data.js", "loss_curve.png", "reconstructions.png", "latent_space.png"]
 EXTRA = {
     "ae2": ["latent_space_grid_sampling.png", "sampling_1.gif", "sampling_2.gif"],
     "vae2": ["latent_space_grid_sampling.png", "latent_space_classified_random_samples.png",
@@ -77,7 +77,7 @@ def test_plots_only_rewrites_everything_without_training(tiny_runs, tmp_path):
     assert not [line for line in r.stdout.splitlines() if line.startswith("epoch")], r.stdout  # no training
     assert after["plots_only"] is True and "results in" in r.stdout
     redrawn = _digest(folder)
-    for name in drawn.keys() - {"metrics.json"}:  # the same pictures, posterior_evolution.gif included
+    for name in drawn.keys() - {"metrics.json", "page_data.js"}:  # the same pictures, GIFs included
         assert redrawn[name] == drawn[name], name
 
 

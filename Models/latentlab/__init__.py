@@ -8,6 +8,7 @@
 - ``metrics``: everything written to ``metrics.json``
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``figures``: static PNGs;  ``animations``: GIFs
+- ``page``: the data file through which ``index.html`` shows a results folder
 - ``results``: evaluate, draw and swap a results folder in atomically
 - ``cli``: flags, devices, seeding, the run, one-line errors
 - ``registry``: the list of the models (their scripts)

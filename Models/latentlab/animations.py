@@ -139,12 +139,13 @@ def walk_gif(model, codes, labels, paths, out, title, prior=False, lims=None):
     save_gif(out, frames)
 
 
-def _central_limits(codes, paths, pad=0.08):
-    """Axis limits over the central 1-99 % of the codes and the whole path: an AE's codes have no
-    prior to keep them near the origin, and a few far outliers would shrink the rest to a dot."""
+def central_limits(codes, paths=(), pad=0.08):
+    """Axis limits over the central 1-99 % of the codes and the whole of any paths: an AE's codes
+    have no prior to keep them near the origin, and a few far outliers would shrink the rest to a dot."""
     lo, hi = np.percentile(codes, [1, 99], axis=0)
-    pts = np.vstack(paths)
-    lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
+    if len(paths):
+        pts = np.vstack(paths)
+        lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
     span = hi - lo
     return tuple((lo[i] - pad * span[i], hi[i] + pad * span[i]) for i in range(2))
 
@@ -157,7 +158,7 @@ def ae_loop(model, codes, labels, out, n=90):
     unit = np.stack([np.cos(t), np.sin(t)], 1) * (1.3 * np.sqrt(evals))
     path_xy = mean + unit @ evecs.T
     walk_gif(model, codes, labels, [path_xy], out, "AE: vòng quanh dữ liệu / loop around the codes",
-             lims=_central_limits(codes, [path_xy]))
+             lims=central_limits(codes, [path_xy]))
 
 
 def ae_cluster_tour(model, codes, labels, out, n=120):
@@ -170,7 +171,7 @@ def ae_cluster_tour(model, codes, labels, out, n=120):
         left.remove(nxt)
     path_xy = resample_closed(centres[order], n)
     walk_gif(model, codes, labels, [path_xy], out,
-             "AE: đi qua tâm các cụm " + "→".join(map(str, order)), lims=_central_limits(codes, [path_xy]))
+             "AE: đi qua tâm các cụm " + "→".join(map(str, order)), lims=central_limits(codes, [path_xy]))
 
 
 def vae_prior_walk(model, codes, labels, out, n=100):

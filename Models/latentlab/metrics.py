@@ -16,6 +16,26 @@ from .losses import gaussian_kl
 REFERENCE_STATS_PATH = Path(__file__).with_name("lenet_mnist_test_stats.npz")
 IWAE_K = 100
 GENERATED = 10_000
+# The comparison table (README and the page): (key in metrics.json, column title, format, better)
+TABLE_COLUMNS = [
+    ("test_mse", "MSE test", "{:.4f}", "low"),
+    ("test_bce", "BCE (nats)", "{:.1f}", "low"),
+    ("test_neg_elbo", "−ELBO (nats)", "{:.1f}", "low"),
+    ("test_nll_iwae", "IWAE NLL (nats)", "{:.1f}", "low"),
+    ("knn_accuracy", "kNN acc.", "{:.3f}", "high"),
+    ("recon_accuracy", "recon acc.", "{:.3f}", "high"),
+    ("sample_confidence", "sample conf.", "{:.3f}", "high"),
+    ("sample_class_entropy", "class entropy (ln10=2.303)", "{:.3f}", "high"),
+    ("fid_mnist", "FID-MNIST", "{:.1f}", "low"),
+    ("active_units", "active units", "{:d}", None),
+    ("train_seconds", "train s", "{:.0f}", "low"),
+    ("run_seconds", "run s", "{:.0f}", "low"),
+]
+
+
+def table_cells(record):
+    """One row of the comparison table: each column's value as printed, "—" where the model has none."""
+    return [fmt.format(record[key]) if key in record else "—" for key, _, fmt, _ in TABLE_COLUMNS]
 
 
 def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from . import UserError
+from . import UserError, page
 from .checkpoints import copy_model, save_model
 from .figures import write_all
 from .metrics import quality_metrics
@@ -48,8 +48,8 @@ def swap_in(staging, out):
 
 def evaluate_and_write(spec, model, data, config, state, staging, device, say=print, run_began=None,
                        model_from=None):
-    """Every metric on the full test set, every figure, ``metrics.json`` and ``model.pt`` into
-    ``staging``; returns the metrics record.
+    """Every metric on the full test set, every figure, ``metrics.json``, ``model.pt`` and the page's
+    data file into ``staging``; returns the metrics record.
 
     ``model_from``: the results folder whose ``model.pt`` is carried over unchanged (``--plots-only``);
     otherwise the model is saved afresh.
@@ -67,6 +67,8 @@ def evaluate_and_write(spec, model, data, config, state, staging, device, say=pr
     record["run_seconds"] = round(time.perf_counter() - (run_began or began), 2)
     record["plots_only"] = model_from is not None  # then run_seconds timed no training
     record["history"] = state.history
+    drawn = [name for name in timings if name.endswith((".png", ".gif")) and (staging / name).exists()]
+    page.write(staging / page.FILE, page.page_data(spec, model, data, record, extras, drawn))
     if model_from is None:
         save_model(staging, model, config, state)
     else:
