@@ -12,7 +12,7 @@ from latentlab.registry import SCRIPTS
 PACKAGE = MODELS / "latentlab"
 # Each module may import only those before it (checked with every import, lazy ones included).
 ORDER = ["__init__", "data", "models", "losses", "training", "checkpoints", "metrics", "style",
-         "animations", "figures", "page", "results", "cli", "registry"]
+         "animations", "figures", "page", "results", "cli", "registry", "reports", "sweep"]
 
 
 def _tree(path):
@@ -77,7 +77,8 @@ def test_the_models_are_listed_once():
     """Only the registry names the scripts; everything that goes over all models reads it."""
     assert list(SPECS) == ["ae2", "vae2", "ae32", "vae32"]
     assert [SPECS[k].script for k in SPECS] == [f"{name}.py" for name in SCRIPTS]
-    for path in [MODELS / "compare_models.py", REPO / "benchmarks" / "train_speed.py",
+    for path in [MODELS / "compare_models.py", MODELS / "sweep.py", PACKAGE / "sweep.py", PACKAGE / "reports.py",
+                 REPO / "benchmarks" / "train_speed.py", REPO / "benchmarks" / "page_speed.py",
                  *(REPO / "tests").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         for name in SCRIPTS:

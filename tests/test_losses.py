@@ -40,3 +40,14 @@ def test_vae_loss_is_reconstruction_plus_kl_per_image():
     assert torch.isclose(kl, gaussian_kl(mu, logvar).sum(1).mean())
     loss_ae, rec_ae, kl_ae = ae_loss(logits, x)
     assert torch.isclose(loss_ae, rec) and float(kl_ae) == 0.0
+
+
+def test_beta_weighs_only_the_kl_term_of_the_objective():
+    torch.manual_seed(2)
+    x, logits = torch.rand(8, 784), torch.randn(8, 784)
+    mu, logvar = torch.randn(8, 4), torch.randn(8, 4)
+    loss, rec, kl = vae_loss(logits, x, mu, logvar)
+    for beta in (0.05, 4.0):
+        loss_b, rec_b, kl_b = vae_loss(logits, x, mu, logvar, beta)
+        assert torch.equal(rec_b, rec) and torch.equal(kl_b, kl)
+        assert torch.isclose(loss_b, rec + beta * kl)

@@ -57,6 +57,8 @@ def good_results(tiny_runs, tmp_path):
     (["--train-subset", "70000"], "larger than the 60000 training images"),
     (["--device", "tpu"], "unknown --device 'tpu'"),
     (["--plots-only", "--resume"], "exclude each other"),
+    (["--plots-only", "--lean"], "exclude each other"),
+    (["--beta", "1"], "unrecognized arguments: --beta"),  # the AE has no KL term to weigh
 ])
 def test_bad_flags(argv, match, capsys, tmp_path):
     code, err = run_inprocess(AE2, [*argv, "--out", tmp_path / "r"], capsys)
@@ -141,8 +143,8 @@ def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypat
     from latentlab import training
     real = training.batch_loss
 
-    def poisoned(model, x):
-        loss, rec, kl = real(model, x)
+    def poisoned(model, x, *args):
+        loss, rec, kl = real(model, x, *args)
         return loss * float("nan"), rec, kl
 
     monkeypatch.setattr(training, "batch_loss", poisoned)
@@ -202,11 +204,11 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     stop, calls = StopFlag(), []
     real = training.batch_loss
 
-    def counting(model, xb):
+    def counting(model, xb, *args):
         calls.append(len(xb))
         if len(calls) == 3:
             stop.requested = True  # as the signal handler would, in the middle of batch 3
-        return real(model, xb)
+        return real(model, xb, *args)
 
     monkeypatch.setattr(training, "batch_loss", counting)
     assert train_epoch(model, optimizer, scheduler, x, 128, stop) is None

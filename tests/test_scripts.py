@@ -115,3 +115,29 @@ def test_compare_models_rewrites_the_readme_table(tiny_runs, tmp_path):
     vae2 = read_metrics(tiny_runs["vae2"])
     assert f"{vae2['test_nll_iwae']:.1f}" in rows[2]
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
+
+
+def test_beta_is_recorded_and_the_bounds_stay_true(tmp_path):
+    """A β-VAE run: metrics.json and model.pt record β; −ELBO is still rec + KL (β = 1 in the bound)."""
+    import torch
+    out = tmp_path / "beta"
+    r = run_script("vae2", *TINY, "--beta", "4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    m = read_metrics(out)
+    assert m["beta"] == 4.0
+    assert torch.load(out / "model.pt", weights_only=True)["config"]["beta"] == 4.0
+    assert m["test_neg_elbo"] == pytest.approx(m["test_rec"] + m["test_kl"], rel=1e-9)
+    h = m["history"][0]
+    assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"], rel=1e-6)
+    assert m["test_nll_iwae"] <= m["test_neg_elbo"]
+
+
+def test_lean_runs_write_only_metrics_and_2d_codes(tmp_path):
+    for key, files in (("vae2", ["metrics.json", "test_codes.npy"]), ("ae32", ["metrics.json"])):
+        out = tmp_path / key
+        r = run_script(key, *TINY, "--lean", "--out", out)
+        assert r.returncode == 0, r.stderr
+        assert sorted(p.name for p in out.iterdir()) == files
+        assert math.isfinite(read_metrics(out)["fid_mnist"]) and read_metrics(out)["threads"] >= 1
+    codes = np.load(tmp_path / "vae2" / "test_codes.npy")
+    assert codes.shape == (10_000, 2) and codes.dtype == np.float16

@@ -12,6 +12,8 @@
 - ``results``: evaluate, draw and swap a results folder in atomically
 - ``cli``: flags, devices, seeding, the run, one-line errors
 - ``registry``: the list of the models (their scripts)
+- ``reports``: README's table, comparison.png and the β-bridge figures, over many runs
+- ``sweep``: many runs of the scripts (seeds, β) as subprocesses, and their summary
 
 Imports run one way, in this order; ``tests/test_layout.py`` checks there is no circle.
 """

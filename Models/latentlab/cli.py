@@ -100,6 +100,10 @@ def build_parser(spec, description=None):
     p.add_argument("--lr", type=positive(float), default=spec.lr,
                    help=f"peak Adam learning rate, cosine-decayed to zero (default: {spec.lr:g})")
     p.add_argument("--seed", type=integer, default=0, help="random seed (default: 0)")
+    if spec.kind == "vae":
+        p.add_argument("--beta", type=positive(float), default=1.0,
+                       help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
+                            "2017); the reported −ELBO and IWAE stay the true bounds (default: 1.0)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="training matmuls: bf16 autocast where the hardware runs it natively (CUDA, "
@@ -115,6 +119,9 @@ def build_parser(spec, description=None):
                         "metrics.json (default: off)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its resume state up to --epochs (default: off)")
+    p.add_argument("--lean", action="store_true",
+                   help="write metrics.json only (and test_codes.npy for a 2-D latent): no figures, page "
+                        "data or model.pt, as sweeps want (default: off)")
     p.add_argument("--quiet", action="store_true", help="print only the final metrics (default: off)")
     return p
 
@@ -188,10 +195,13 @@ def train_model(spec, args, data, device, amp, out, stop, say):
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "train_subset": args.train_subset,
               "precision": "bf16" if amp is not None else "fp32"}
+    if spec.kind == "vae":
+        config["beta"] = args.beta
     state = None
     if args.resume:
         state, saved = load_resume(out, spec, args.epochs)
-        config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "precision")})
+        config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "precision", "beta")
+                       if k in saved})
         amp = torch.bfloat16 if config["precision"] == "bf16" else None
         say(f"resuming after epoch {state.epoch} of {args.epochs}")
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
@@ -200,7 +210,7 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     progress = "none" if args.quiet else "bar" if sys.stdout.isatty() else "lines"
     try:
         state = fit(model, subset, args.epochs, config["batch_size"], config["lr"], config["seed"],
-                    state, stop, progress, frame_index, amp=amp)
+                    state, stop, progress, frame_index, amp=amp, beta=config.get("beta", 1.0))
     except Interrupted as e:
         save_resume(out, e.snapshot, config)
         raise KeyboardInterrupt from None
@@ -218,8 +228,8 @@ def run(spec, args, stop):
     from . import results
 
     run_began = time.perf_counter()
-    if args.plots_only and args.resume:
-        raise UserError("--plots-only and --resume exclude each other")
+    if args.plots_only and (args.resume or args.lean):
+        raise UserError(f"--plots-only and {'--resume' if args.resume else '--lean'} exclude each other")
     device = pick_device(args.device)
     amp = pick_precision(args.precision, device)
     out = args.out.expanduser().absolute()
@@ -237,7 +247,8 @@ def run(spec, args, stop):
         signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             record = results.evaluate_and_write(spec, model, data, config, state, staging, device, say,
-                                                run_began, model_from=out if args.plots_only else None)
+                                                run_began, model_from=out if args.plots_only else None,
+                                                lean=args.lean)
             results.swap_in(staging, out)
         except KeyboardInterrupt:
             if not args.plots_only:

@@ -5,7 +5,9 @@ decoder (binary cross-entropy on logits; MNIST's grey levels are used as soft ta
 closed-form KL between a diagonal Gaussian and N(0, I) from Kingma & Welling (2013), Appendix B:
     -KL = 1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
 The autoencoder is trained on the same reconstruction term, so the two differ only by the KL
-term and the sampling noise.
+term and the sampling noise. A β-VAE (Higgins et al., 2017, "β-VAE: Learning basic visual concepts
+with a constrained variational framework") trains on reconstruction + β·KL instead; β → 0 leads
+towards the autoencoder, and β = 1 is the ELBO itself.
 """
 import torch
 import torch.nn.functional as F
@@ -21,11 +23,12 @@ def gaussian_kl(mu, logvar):
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def vae_loss(logits, x, mu, logvar):
-    """Mean negative ELBO over the batch and its two parts, each in nats per image."""
+def vae_loss(logits, x, mu, logvar, beta=1.0):
+    """(training objective rec + β·KL, rec, KL), batch means in nats per image; with β = 1 (the
+    default) the objective is the negative ELBO. β-VAE: Higgins et al. (2017)."""
     rec = reconstruction_bce(logits, x).mean()
     kl = gaussian_kl(mu, logvar).sum(dim=-1).mean()
-    return rec + kl, rec, kl
+    return rec + beta * kl, rec, kl
 
 
 def ae_loss(logits, x):

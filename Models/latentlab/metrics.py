@@ -197,7 +197,7 @@ def quality_metrics(model, data, test, train_codes, seed=0):
          "knn_accuracy": knn_accuracy(train_codes, y_train, test_codes, y_test)}
     density = kl_dims = None
     if model.kind == "vae":
-        m["test_neg_elbo"], m["test_kl"] = test["loss"], test["kl"]
+        m["test_neg_elbo"], m["test_rec"], m["test_kl"] = test["loss"], test["rec"], test["kl"]
         m["test_nll_iwae"], m["iwae_k"] = iwae_bound(model, data.x_test, seed=seed), IWAE_K
         m["active_units"] = active_units(test_codes)
         kl_dims = kl_per_dimension(model, data.x_test)

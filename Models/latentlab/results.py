@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 
+import numpy as np
 import torch
 
 from . import UserError, page
@@ -15,6 +16,8 @@ from .checkpoints import copy_model, save_model
 from .figures import write_all
 from .metrics import quality_metrics
 from .training import encode_all, evaluate
+
+TEST_CODES = "test_codes.npy"  # --lean runs of a 2-D model: every test code, float16
 
 
 def prepare_staging(out):
@@ -47,31 +50,35 @@ def swap_in(staging, out):
 
 
 def evaluate_and_write(spec, model, data, config, state, staging, device, say=print, run_began=None,
-                       model_from=None):
+                       model_from=None, lean=False):
     """Every metric on the full test set, every figure, ``metrics.json``, ``model.pt`` and the page's
     data file into ``staging``; returns the metrics record.
 
     ``model_from``: the results folder whose ``model.pt`` is carried over unchanged (``--plots-only``);
-    otherwise the model is saved afresh.
+    otherwise the model is saved afresh. ``lean``: only the metrics (and a 2-D model's test codes).
     """
     began = time.perf_counter()
     test = evaluate(model, data.x_test, config["seed"])
     train_codes = encode_all(model, data.x_train).cpu().numpy()
     metrics, extras = quality_metrics(model, data, test, train_codes, config["seed"])
     record = {"model": spec.kind, **{k: v for k, v in config.items() if k != "kind"},
-              "device": str(device), "torch_version": torch.__version__,
+              "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
               "train_seconds": round(state.train_seconds, 2), **metrics}
-    timings = write_all(spec, model, data, state, extras, staging, config["seed"], say)
+    timings = {} if lean else write_all(spec, model, data, state, extras, staging, config["seed"], say)
     record["figure_seconds"] = timings
     record["eval_seconds"] = round(time.perf_counter() - began - sum(timings.values()), 2)
     record["run_seconds"] = round(time.perf_counter() - (run_began or began), 2)
     record["plots_only"] = model_from is not None  # then run_seconds timed no training
     record["history"] = state.history
-    drawn = [name for name in timings if name.endswith((".png", ".gif")) and (staging / name).exists()]
-    page.write(staging / page.FILE, page.page_data(spec, model, data, record, extras, drawn))
-    if model_from is None:
-        save_model(staging, model, config, state)
+    if lean:
+        if spec.latent_dim == 2:  # small, and all a sweep needs to draw the plane
+            np.save(staging / TEST_CODES, extras["test_codes"].astype(np.float16))
     else:
-        copy_model(model_from, staging)
+        drawn = [name for name in timings if name.endswith((".png", ".gif")) and (staging / name).exists()]
+        page.write(staging / page.FILE, page.page_data(spec, model, data, record, extras, drawn))
+        if model_from is None:
+            save_model(staging, model, config, state)
+        else:
+            copy_model(model_from, staging)
     (staging / "metrics.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return record

@@ -16,11 +16,12 @@ from . import UserError
 from .losses import ae_loss, vae_loss
 
 
-def batch_loss(model, x):
-    """(loss, reconstruction, KL) in nats per image for one batch; the AE's KL is zero."""
+def batch_loss(model, x, beta=1.0):
+    """(training objective, reconstruction, KL) in nats per image for one batch; the AE's KL is zero,
+    the VAE's objective weighs its KL by ``beta`` (1: the negative ELBO)."""
     if model.kind == "vae":
         logits, mu, logvar = model(x)
-        return vae_loss(logits, x, mu, logvar)
+        return vae_loss(logits, x, mu, logvar, beta)
     logits, _ = model(x)
     return ae_loss(logits, x)
 
@@ -65,8 +66,9 @@ class Interrupted(Exception):
         self.snapshot = snapshot
 
 
-def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None):
-    """One pass over ``x_train`` in random order; returns mean (loss, rec, kl) per image.
+def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None, beta=1.0):
+    """One pass over ``x_train`` in random order, minimising rec + ``beta``·KL; returns the mean
+    (−ELBO, rec, kl) per image (the true bound, whatever β is).
 
     ``amp`` is None (float32) or a dtype for autocast (bfloat16); losses stay float32 either way.
     """
@@ -77,12 +79,12 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     for start in range(0, n, batch_size):
         xb = x_train[perm[start:start + batch_size]]
         with torch.autocast(x_train.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss, rec, kl = batch_loss(model, xb)
+            loss, rec, kl = batch_loss(model, xb, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        totals += torch.stack((loss, rec, kl)).detach() * xb.shape[0]
+        totals += torch.stack((rec + kl, rec, kl)).detach() * xb.shape[0]
         if bar is not None:
             bar.update(1)
         if stop is not None and stop.requested:
@@ -195,13 +197,14 @@ def _record_epoch(state, epoch, means, test, began):
 
 
 def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, progress="lines",
-        frame_index=None, log=print, amp=None):
+        frame_index=None, log=print, amp=None, beta=1.0):
     """Train for ``epochs`` epochs (continuing ``state`` if given) and return the final TrainState.
 
     ``progress`` is "bar" (tqdm over batches), "lines" (one line per epoch) or "none".
     ``frame_index`` selects test images whose codes are kept after every epoch (and before the
     first), for the posterior-evolution animation; no extra pass is needed for them. It is kept in
     the state beside the codes, so whoever draws them knows whose codes they are.
+    ``beta`` weighs the VAE's KL term in the training objective (the history records the true −ELBO).
     Raises ``Interrupted`` when ``stop`` is set and ``UserError`` if the loss stops being finite.
     """
     device = data.x_train.device
@@ -224,7 +227,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         bar = None
         if progress == "bar":
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stdout)
-        means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp)
+        means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp, beta)
         if bar is not None:
             bar.close()
         if means is None:

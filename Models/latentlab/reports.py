@@ -1,0 +1,197 @@
+"""Tables and pictures over many runs, from a sweep's ``summary.json``: README's metrics table and
+comparison.png with the spread over seeds, and the β bridge from the VAE to the AE (the
+rate–distortion plane, the 2-D codes at each β, active units and kNN accuracy against β).
+"""
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .metrics import TABLE_COLUMNS
+from .results import TEST_CODES
+from .style import legend_beside, prior_circles, scatter_codes
+
+MODEL_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+DPI = 110
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def cell(stat, fmt):
+    """A table cell: the value (n = 1) or "mean ± sd" (n > 1), each in the column's format."""
+    if stat is None:
+        return "—"
+    mean, sd = stat["mean"], stat["sd"]
+    if sd is None:
+        return fmt.format(int(mean) if "d" in fmt else mean)
+    fmt = fmt.replace("d}", ".1f}")  # a mean of counts is not a count
+    return f"{fmt.format(mean)} ± {fmt.format(sd)}"
+
+
+def markdown_table(summary):
+    """README's table: one row per model, every column of ``TABLE_COLUMNS``."""
+    lines = ["| model | " + " | ".join(c[1] for c in TABLE_COLUMNS) + " |", "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    for g in summary["groups"]:
+        cells = [cell(g["metrics"].get(key), fmt) for key, _, fmt, _ in TABLE_COLUMNS]
+        lines.append(f"| {g['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_figure(summary, path):
+    """One small chart per metric: the mean over seeds as a bar, ± sd as an error bar, each seed a dot."""
+    groups = summary["groups"]
+    cols = [c for c in TABLE_COLUMNS if any(c[0] in g["metrics"] for g in groups)]
+    ncols = (len(cols) + 1) // 2
+    fig, axes = plt.subplots(2, ncols, figsize=(3.0 * ncols, 5.8))
+    rng = np.random.default_rng(0)
+    for ax, (key, title, _, better) in zip(axes.ravel(), cols):
+        shown = [(i, g) for i, g in enumerate(groups) if key in g["metrics"]]
+        for x, (i, g) in enumerate(shown):
+            stat = g["metrics"][key]
+            ax.bar(x, stat["mean"], color=MODEL_COLORS[i % len(MODEL_COLORS)], alpha=0.55, width=0.7)
+            if stat["sd"] is not None:
+                ax.errorbar(x, stat["mean"], yerr=stat["sd"], color="k", capsize=4, lw=1.2)
+                ax.scatter(x + rng.uniform(-0.18, 0.18, len(stat["values"])), stat["values"], s=9,
+                           color="k", zorder=3, linewidths=0)
+        ax.set_xticks(range(len(shown)), [g["label"].replace(" ", "\n") for _, g in shown], fontsize=7)
+        ax.set_title(title + {"low": " ↓", "high": " ↑"}.get(better, ""), fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes.ravel()[len(cols):]:
+        ax.axis("off")
+    n = sorted({g["n"] for g in groups})
+    spread = f"bar = mean, error bar = ± sd, dots = the {n[0]} seeds" if n[-1] > 1 else "one run each"
+    fig.suptitle(f"AE vs VAE, 2-D vs 32-D ({spread}; ↓ lower / ↑ higher is better)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the β bridge
+
+def _by_beta(summary, model):
+    groups = sorted((g for g in summary["groups"] if g["model"] == model and g["beta"] is not None),
+                    key=lambda g: g["beta"])
+    return groups, np.array([g["beta"] for g in groups])
+
+
+def _stat(groups, key):
+    return (np.array([g["metrics"][key]["mean"] for g in groups]),
+            np.array([g["metrics"][key]["sd"] or 0.0 for g in groups]))
+
+
+def rate_distortion(summary, reference, path):
+    """Alemi et al. (2018), "Fixing a Broken ELBO": rate R = KL(q(z|x) ‖ p(z)), distortion
+    D = E_q[−log p(x|z)], both in nats; −ELBO = D + R is constant along the dashed diagonals. The
+    AE (β → 0, zero noise) reaches the distortion of its solid line."""
+    models = [m for m in ("vae2", "vae32") if _by_beta(summary, m)[0]]
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        groups, betas = _by_beta(summary, model)
+        (r, r_sd), (d, d_sd) = _stat(groups, "test_kl"), _stat(groups, "test_rec")
+        ax.plot(r, d, "-", color="0.6", lw=1, zorder=1)
+        ax.errorbar(r, d, xerr=r_sd, yerr=d_sd, fmt="o", color="#C44E52", ms=5, capsize=3, zorder=2)
+        for b, x, y in zip(betas, r, d):
+            ax.annotate(f"β={b:g}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        lo, hi = (d + r).min(), (d + r).max()
+        xmax = r.max() * 1.15 + 1
+        for elbo in np.linspace(lo, hi, 5):
+            ax.plot([0, xmax], [elbo, elbo - xmax], ls="--", lw=0.7, color="0.75", zorder=0)
+        ae = reference.get(model.replace("vae", "ae")) if reference else None
+        if ae is not None:
+            ax.axhline(ae["mean"], color="#4C72B0", lw=1.2)
+            ax.text(xmax * 0.98, ae["mean"], f"AE: {ae['mean']:.1f}", color="#4C72B0", ha="right", va="bottom",
+                    fontsize=8)
+        ax.set_xlim(0, xmax)
+        ax.set_ylim(min(d.min(), ae["mean"] if ae else d.min()) - 5, d.max() + 0.15 * (d.max() - d.min()) + 5)
+        ax.set_xlabel("rate R = KL (nats/ảnh)")
+        ax.set_ylabel("distortion D = −E log p(x|z) (nats/ảnh)")
+        ax.set_title(f"{groups[0]['label']}: mean ± sd over {groups[0]['n']} seeds; dashed: equal −ELBO",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def latent_by_beta(summary, folder, labels, path, reference_codes=None):
+    """The 2-D VAE's test codes (seed 0) at every β on the same axes, with the prior's σ circles;
+    the AE-2D's codes, on their own axes, close the row."""
+    groups, betas = _by_beta(summary, "vae2")
+    codes = [np.load(folder / g["runs"][0] / TEST_CODES).astype(np.float32) for g in groups]
+    lim = max(float(np.percentile(np.abs(c), 99.5)) for c in codes) * 1.05
+    panels = len(codes) + (reference_codes is not None)
+    ncols = (panels + 1) // 2
+    fig, axes = plt.subplots(2, ncols, figsize=(3.1 * ncols, 6.4), squeeze=False)
+    for ax, beta, c in zip(axes.ravel(), betas, codes):
+        scatter_codes(ax, c, labels, size=1.2, alpha=0.5)
+        prior_circles(ax, lw=0.6)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(f"VAE β = {beta:g}", fontsize=9)
+        ax.tick_params(labelsize=6)
+    if reference_codes is not None:
+        ax = axes.ravel()[len(codes)]
+        scatter_codes(ax, reference_codes, labels, size=1.2, alpha=0.5)
+        lo, hi = np.percentile(reference_codes, [1, 99], axis=0)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_title("AE (β → 0), trục riêng / own axes", fontsize=9)
+        ax.tick_params(labelsize=6)
+        legend_beside(ax, markerscale=6)
+    for ax in axes.ravel()[panels:]:
+        ax.axis("off")
+    fig.suptitle("Mã test của VAE 2-D theo β (cùng trục, vòng 1σ/2σ/3σ của prior) / 2-D test codes at each β",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def units_and_knn(summary, reference, path):
+    """The 32-D VAE against β: active units and 5-NN accuracy on the codes; the AE-32D's accuracy
+    as the β → 0 line."""
+    groups, betas = _by_beta(summary, "vae32")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, title in ((axes[0], "active_units", "active units (of 32)"),
+                           (axes[1], "knn_accuracy", "kNN accuracy on the codes")):
+        mean, sd = _stat(groups, key)
+        ax.errorbar(betas, mean, yerr=sd, fmt="o-", color="#C44E52", capsize=3, ms=5)
+        for b, g in zip(betas, groups):
+            vals = g["metrics"][key]["values"]
+            ax.scatter([b] * len(vals), vals, s=8, color="k", zorder=3, linewidths=0)
+        ae = (reference or {}).get("ae32") if key == "knn_accuracy" else None
+        if ae is not None:
+            ax.axhline(ae, color="#4C72B0", lw=1.2, label=f"AE 32-D: {ae:.3f}")
+            ax.legend(fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xticks(betas, [f"{b:g}" for b in betas])
+        ax.set_xlabel("β")
+        ax.set_title(f"VAE 32-D: {title}, mean ± sd, dots = seeds", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def beta_figures(summary, folder, labels, reference=None):
+    """The β bridge's three pictures into ``folder``; ``reference`` is the seeds sweep's summary
+    (for the AEs), or None. Returns the files written."""
+    ae = {g["model"]: g["metrics"] for g in (reference or {"groups": []})["groups"] if g["beta"] is None}
+    written = []
+    if _by_beta(summary, "vae2")[0] or _by_beta(summary, "vae32")[0]:
+        rate_distortion(summary, {k: m.get("test_bce") for k, m in ae.items()}, folder / "rate_distortion.png")
+        written.append("rate_distortion.png")
+    if _by_beta(summary, "vae2")[0]:
+        ref = None
+        if reference and (folder.parent / "seeds" / "ae2_s0" / TEST_CODES).exists():
+            ref = np.load(folder.parent / "seeds" / "ae2_s0" / TEST_CODES).astype(np.float32)
+        latent_by_beta(summary, folder, labels, folder / "latent_by_beta.png", ref)
+        written.append("latent_by_beta.png")
+    if _by_beta(summary, "vae32")[0]:
+        units_and_knn(summary, {k: m["knn_accuracy"]["mean"] for k, m in ae.items()}, folder / "beta_32d.png")
+        written.append("beta_32d.png")
+    return written

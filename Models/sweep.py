@@ -1,0 +1,99 @@
+"""Run a sweep: the model scripts over seeds (and β for the VAEs), each run an independent
+subprocess into sweeps/<name>/<run>/, then sweeps/<name>/summary.json (every metric's mean and sd over
+the seeds) and, for a β sweep, its figures. Run it again to resume; finished runs are skipped.
+
+    python Models/sweep.py seeds --jobs 2      # the four models, seeds 0-4 (README's table)
+    python Models/sweep.py beta --jobs 2       # the two VAEs at 7 values of β, seeds 0-2
+    python Models/sweep.py beta --print-commands | parallel   # or a SLURM array, Ray, ...
+    python Models/sweep.py mine --models vae2 --seeds 0,1 --betas 0.5,2 --script-args "--epochs 5"
+"""
+import argparse
+import json
+import shlex
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from latentlab import UserError
+from latentlab.checkpoints import resume_path
+from latentlab.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, positive
+from latentlab.data import load_mnist
+from latentlab.reports import beta_figures, load
+from latentlab.sweep import (PRESETS, SWEEPS_DIR, Executor, definition, plan, records, shell_command, summarize,
+                             thread_env, twin)
+
+PROG = "sweep.py"
+
+
+def _list(cast):
+    def parse(text):
+        try:
+            return [cast(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+    return parse
+
+
+def build_parser():
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help=f"sweep name: a preset ({', '.join(PRESETS)}) or a new folder name")
+    p.add_argument("--models", type=_list(str), default=None, help="models, e.g. vae2,vae32 (default: the preset's)")
+    p.add_argument("--seeds", type=_list(int), default=None, help="seeds, e.g. 0,1,2 (default: the preset's)")
+    p.add_argument("--betas", type=_list(float), default=None, help="β values of the VAEs (default: the preset's)")
+    p.add_argument("--script-args", default="", help='further flags for every run, e.g. "--epochs 5" (default: none)')
+    p.add_argument("--jobs", type=positive(int), default=1, help="runs at once, cores split between them (default: 1)")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print the commands of the runs still to do, one a line, and run nothing (default: off)")
+    p.add_argument("--dir", type=Path, default=SWEEPS_DIR, help="where sweeps live (default: sweeps/)")
+    return p
+
+
+def finish(name, folder, runs, settings):
+    """summary.json, and the β figures where the sweep varies β."""
+    summary = summarize(records(runs), name, settings)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{PROG}: {len(runs)} runs summarised in {folder / 'summary.json'}")
+    if len({r.beta for r in runs}) > 1:
+        seeds = folder.parent / "seeds" / "summary.json"
+        labels = load_mnist(device="cpu").y_test.numpy()
+        written = beta_figures(summary, folder, labels, load(seeds) if seeds.exists() else None)
+        print(f"{PROG}: drew {', '.join(written)} in {folder}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    settings = definition(args.name, args.models, args.seeds, args.betas, shlex.split(args.script_args))
+    folder, runs = plan(args.name, settings, args.dir.expanduser().absolute())
+    todo = [r for r in runs if not r.done()]
+    if args.print_commands:
+        print("\n".join(shell_command(r, args.jobs) for r in todo))
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.json").write_text(json.dumps(settings, indent=1) + "\n")
+    for run in list(todo):
+        source = twin(run, args.jobs)
+        if source is not None and not resume_path(run.out).exists():
+            shutil.copytree(source, run.out)
+            todo.remove(run)
+            print(f"{PROG}: {run.name}: the same run is done in {source}; copied")
+    threads = thread_env(args.jobs)["OMP_NUM_THREADS"]
+    print(f"{PROG}: {args.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run "
+          f"({args.jobs} at once, {threads} threads each)")
+    failed = Executor(args.jobs).all(todo)
+    if failed:
+        raise UserError(f"{len(failed)} runs failed ({', '.join(failed)}); run the same command again to retry them")
+    finish(args.name, folder, runs, settings)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        main()
+    except UserError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished runs are kept and interrupted ones resume: run the same command again",
+              file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
