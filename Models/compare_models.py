@@ -35,7 +35,7 @@ def note(summary, from_sweep):
     epochs = ", ".join(f"{g['label']} {g['setup']['epochs']}" for g in summary["groups"])
     where = (f"Mean ± sd over the n = {summary['groups'][0]['n']} seeds "
              f"({', '.join(map(str, summary['groups'][0]['seeds']))}) of `python Models/sweep.py seeds` "
-             f"(`sweeps/seeds/summary.json`, {setup['threads']} threads per run). The results folders, "
+             f"(`sweeps/seeds/summary.json`, {setup['threads']} CPU thread(s) per run). The results folders, "
              f"their figures and `index.html` hold one run each (seed 0, made separately)"
              if from_sweep else "One run per model, seed 0, from the four results folders")
     return (f"*{where}; {setup['device']}, torch {setup['torch_version']}, {setup['precision']} training; "

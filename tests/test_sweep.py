@@ -129,6 +129,7 @@ def test_an_interrupted_sweep_resumes(tmp_path):
 
 def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     from compare_models import END, START
+    from latentlab.reports import cell
     folder, _ = finished
     shutil.copytree(folder, tmp_path / "sweeps" / "seeds")
     (tmp_path / "README.md").write_text(f"a\n{START}\nold\n{END}\nb\n", encoding="utf-8")
@@ -139,6 +140,6 @@ def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     summary = json.loads((folder / "summary.json").read_text())
     mse = summary["groups"][0]["metrics"]["test_mse"]
-    assert rows[1].startswith("| VAE 2-D | ") and f"{mse['mean']:.4f} ± {mse['sd']:.4f}" in rows[1]
+    assert rows[1].startswith("| VAE 2-D | ") and f"| {cell(mse, '{:.4f}')} |" in rows[1] and " ± " in rows[1]
     assert "Mean ± sd over the n = 2 seeds (0, 1)" in text
     assert (tmp_path / "comparison.png").stat().st_size > 10_000

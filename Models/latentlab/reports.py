@@ -3,6 +3,7 @@ comparison.png with the spread over seeds, and the β bridge from the VAE to the
 rate–distortion plane, the 2-D codes at each β, active units and kNN accuracy against β).
 """
 import json
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,14 +21,17 @@ def load(path):
 
 
 def cell(stat, fmt):
-    """A table cell: the value (n = 1) or "mean ± sd" (n > 1), each in the column's format."""
+    """A table cell: the value (n = 1) or "mean ± sd" (n > 1) in the column's format, with more
+    decimals where the sd would otherwise round to zero (its first significant digit is shown)."""
     if stat is None:
         return "—"
     mean, sd = stat["mean"], stat["sd"]
     if sd is None:
         return fmt.format(int(mean) if "d" in fmt else mean)
-    fmt = fmt.replace("d}", ".1f}")  # a mean of counts is not a count
-    return f"{fmt.format(mean)} ± {fmt.format(sd)}"
+    decimals = int(fmt[fmt.index(".") + 1]) if "." in fmt else 1  # a mean of counts is not a count
+    if 0 < sd < 0.5 * 10 ** -decimals:
+        decimals = -math.floor(math.log10(sd))
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
 def markdown_table(summary):
@@ -97,18 +101,21 @@ def rate_distortion(summary, reference, path):
             ax.annotate(f"β={b:g}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
         lo, hi = (d + r).min(), (d + r).max()
         xmax = r.max() * 1.15 + 1
+        ae = reference.get(model.replace("vae", "ae")) if reference else None
+        ylo = min(d.min(), ae["mean"] if ae else d.min()) - 5
         for elbo in np.linspace(lo, hi, 5):
             ax.plot([0, xmax], [elbo, elbo - xmax], ls="--", lw=0.7, color="0.75", zorder=0)
-        ae = reference.get(model.replace("vae", "ae")) if reference else None
+            x = min(xmax * 0.97, elbo - ylo - 1)  # label each diagonal where it leaves the plot
+            ax.text(x, elbo - x, f"{elbo:.0f}", fontsize=6.5, color="0.5", ha="right", va="bottom")
         if ae is not None:
             ax.axhline(ae["mean"], color="#4C72B0", lw=1.2)
-            ax.text(xmax * 0.98, ae["mean"], f"AE: {ae['mean']:.1f}", color="#4C72B0", ha="right", va="bottom",
-                    fontsize=8)
+            ax.text(xmax * 0.01, ae["mean"], f" AE (β → 0): D = {ae['mean']:.1f}", color="#4C72B0",
+                    ha="left", va="top", fontsize=8)
         ax.set_xlim(0, xmax)
-        ax.set_ylim(min(d.min(), ae["mean"] if ae else d.min()) - 5, d.max() + 0.15 * (d.max() - d.min()) + 5)
+        ax.set_ylim(ylo, d.max() + 0.15 * (d.max() - d.min()) + 5)
         ax.set_xlabel("rate R = KL (nats/ảnh)")
         ax.set_ylabel("distortion D = −E log p(x|z) (nats/ảnh)")
-        ax.set_title(f"{groups[0]['label']}: mean ± sd over {groups[0]['n']} seeds; dashed: equal −ELBO",
+        ax.set_title(f"{groups[0]['label']}: mean ± sd over {groups[0]['n']} seeds; dashed: equal −ELBO (nats)",
                      fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()
