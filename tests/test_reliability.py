@@ -1,4 +1,5 @@
 """Bad input ends in one clear line and exit code 2; failed or interrupted runs keep the last good results."""
+import errno
 import hashlib
 import shutil
 import signal
@@ -8,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from conftest import MODELS, REPO, SCRIPTS, SPECS, read_metrics, run_script
+from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script
 from latentlab import cli
 from latentlab.checkpoints import resume_path, save_resume
-from latentlab.data import DEFAULT_DATA_ROOT, SPLITS, load_mnist, prepare_raw
+from latentlab.data import DEFAULT_DATA_ROOT, RELEASE_MD5, SPLITS, load_mnist, prepare_raw
 from latentlab.models import build_model
 from latentlab.training import StopFlag, TrainState, make_optimizer, train_epoch
 
@@ -246,3 +247,143 @@ def test_interrupt_then_resume(sig, good_results, tmp_path):
 def test_process_level_error_has_no_traceback(tmp_path):
     r = run_script("vae32", "--batch-size", "zero", "--out", tmp_path / "r")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- one writer, verified data, crashes
+
+def test_two_runs_into_one_folder_one_writer(tmp_path):
+    out = tmp_path / "r"
+    first = _start("ae2", "--epochs", "3", "--train-subset", "6000", "--out", out)
+    _wait_for_epoch(first)  # it is training, so it holds the folder
+    second = run_script("ae2", *TINY, "--out", out, timeout=120)
+    assert second.returncode == 2 and second.stdout == ""
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert f"{out} is being written by another run (process {first.pid})" in second.stderr
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    m = read_metrics(out)
+    assert (m["epochs"], m["train_subset"]) == (3, 6000)  # the first run's results, complete
+    assert {"model.pt", "page_data.js", "sampling_1.gif", "sampling_2.gif"} <= {p.name for p in out.iterdir()}
+
+
+@pytest.fixture
+def corrupted_copy(tmp_path):
+    """A copy of the MNIST files with 5,000 bytes in the middle of the training images overwritten."""
+    raw = tmp_path / "copy" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RELEASE_MD5:
+        shutil.copy(prepare_raw(DEFAULT_DATA_ROOT) / name, raw / name)
+    images = raw / "train-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 5000] = bytes(range(256)) * 19 + bytes(136)
+    images.write_bytes(bytes(data))
+    return tmp_path / "copy"
+
+
+def test_corrupted_bundled_data_stops_the_run(corrupted_copy, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("latentlab.data.DEFAULT_DATA_ROOT", corrupted_copy)
+    code, err = run_inprocess(AE2, ["--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "train-images-idx3-ubyte differs from the MNIST release")
+    assert "git checkout data/" in err and not (tmp_path / "r").exists()
+
+
+def test_corrupted_user_data_warns_once_and_is_recorded(corrupted_copy, capsys, tmp_path):
+    cli.main(AE2, argv=["--data-root", str(corrupted_copy), "--epochs", "1", "--train-subset", "500",
+                        "--lean", "--quiet", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: ") and "differs from the MNIST release" in err[0]
+    recorded = read_metrics(tmp_path / "r")["data_md5"]
+    assert recorded["train-images-idx3-ubyte"] != RELEASE_MD5["train-images-idx3-ubyte"]
+    assert recorded["t10k-images-idx3-ubyte"] == RELEASE_MD5["t10k-images-idx3-ubyte"]
+
+
+def test_files_are_hashed_again_only_when_they_change(corrupted_copy, monkeypatch):
+    from latentlab import data
+    raw = corrupted_copy / "MNIST" / "raw"
+    calls = []
+    real = data.file_md5
+    monkeypatch.setattr(data, "file_md5", lambda path: calls.append(path.name) or real(path))
+    first = data.checksums(raw)
+    assert len(calls) == 4
+    assert data.checksums(raw) == first and len(calls) == 4  # unchanged: read from .md5.json
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes())  # same bytes, new mtime
+    assert data.checksums(raw) == first and calls[4:] == ["t10k-labels-idx1-ubyte"]
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    out, full = tmp_path / "killed", tmp_path / "full"
+    args = ["--epochs", "6", "--train-subset", "3000", "--lean"]
+    proc = _start("vae2", *args, "--out", out)
+    for _ in range(3):  # after the third epoch line, at least two epochs' states were saved
+        _wait_for_epoch(proc)
+    proc.kill()
+    proc.wait(timeout=60)
+    saved = torch.load(resume_path(out), weights_only=False)["state"]["epoch"]
+    assert 2 <= saved < 6 and not out.exists()
+    assert list(tmp_path.glob(f".killed.staging-{proc.pid}"))  # what the dead run left behind
+    r = run_script("vae2", "--resume", "--epochs", 6, "--lean", "--quiet", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert not resume_path(out).exists() and not list(tmp_path.glob(".killed.staging-*"))
+    r = run_script("vae2", *args, "--quiet", "--out", full)
+    assert r.returncode == 0, r.stderr
+    resumed, uninterrupted = read_metrics(out), read_metrics(full)
+    for m in (resumed, uninterrupted):
+        for k in ("train_seconds", "eval_seconds", "run_seconds", "figure_seconds"):
+            m.pop(k)
+        for h in m["history"]:
+            h.pop("seconds")
+    assert resumed == uninterrupted
+
+
+def _half_swapped(tiny_runs, tmp_path, complete):
+    """The state a run killed between the two renames of its swap leaves: no results folder, the old
+    one renamed aside, the new one in its staging folder."""
+    out = tmp_path / "r"
+    shutil.copytree(tiny_runs["ae2"], tmp_path / ".r.old-999999")
+    shutil.copytree(tiny_runs["ae2"], tmp_path / ".r.staging-999999")
+    (tmp_path / ".r.staging-999999" / "marker").write_text("new")
+    if not complete:
+        (tmp_path / ".r.staging-999999" / "metrics.json").unlink()
+    return out
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_a_swap_cut_in_half_is_finished_or_undone(tiny_runs, tmp_path, complete):
+    from latentlab.results import recover
+    out = _half_swapped(tiny_runs, tmp_path, complete)
+    recover(out)
+    assert (out / "metrics.json").exists() and (out / "model.pt").exists()
+    assert (out / "marker").exists() == complete  # the new results when whole, else the old ones
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_the_next_run_starts_with_a_whole_results_folder(tiny_runs, tmp_path):
+    out = _half_swapped(tiny_runs, tmp_path, complete=True)
+    r = run_script("ae2", "--plots-only", "--quiet", "--out", out)  # needs model.pt in the folder
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]
+
+
+def test_a_full_disk_keeps_the_last_good_results(good_results, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "page_data.js")
+
+    monkeypatch.setattr("latentlab.page.write", full)
+    folder, before = good_results
+    code, err = run_inprocess(AE2, ["--epochs", "1", "--train-subset", "500", "--quiet", "--out", folder], capsys)
+    assert_one_line_error(code, err, "cannot write the results (No space left on device: page_data.js)")
+    assert "continue with --resume" in err and resume_path(folder).exists()
+    assert digest(folder) == before
+
+
+def test_a_full_disk_while_saving_the_resume_state(good_results, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "save_resume", full)
+    folder, before = good_results
+    code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet", "--out", folder], capsys)
+    assert_one_line_error(code, err, "cannot write the resume state")
+    assert digest(folder) == before

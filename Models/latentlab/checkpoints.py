@@ -10,6 +10,7 @@
 
 Problems the user can fix (missing, unreadable or mismatched files) raise ``UserError``.
 """
+import os
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,12 @@ def resume_path(out):
 
 
 def save_resume(out, state, config):
-    torch.save({"config": config, "state": state.__dict__}, resume_path(out))
+    """Written after every epoch, atomically (a temporary file renamed over the last one), so a run
+    killed at any moment leaves the state of its last finished epoch."""
+    path = resume_path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": config, "state": state.__dict__}, tmp)
+    os.replace(tmp, path)
 
 
 def load_resume(out, spec, epochs):

@@ -8,11 +8,10 @@ import argparse
 import gc
 import math
 import random
-import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
-from .data import REPO_ROOT, MNISTTensors, load_mnist
+from .data import REPO_ROOT, load_mnist
 from .models import build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
 
@@ -182,14 +181,25 @@ def _silent(*args):
 def _subset(data, n):
     if n > len(data.x_train):
         raise UserError(f"--train-subset {n} is larger than the {len(data.x_train)} training images")
-    return MNISTTensors(data.x_train[:n], data.y_train[:n], data.x_test, data.y_test)
+    return replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+
+
+def _keep_resumable(out, config):
+    """The per-epoch callback of ``fit``: the state after every finished epoch, saved for --resume."""
+    def save(state):
+        try:
+            save_resume(out, state, config)
+        except OSError as e:
+            raise UserError(f"cannot write the resume state {resume_path(out)}: {e.strerror or e}; "
+                            f"the last good results in {out} are untouched") from None
+    return save
 
 
 def train_model(spec, args, data, device, amp, out, stop, say):
     """Train afresh, or continue the resume state with ``--resume``; returns (model, config, state).
 
-    An interrupt saves the state after the last whole epoch beside ``out`` and raises
-    KeyboardInterrupt.
+    The state after every finished epoch is kept beside ``out``, so a run killed in any way can
+    continue with --resume; an interrupt (Ctrl-C, SIGTERM) raises KeyboardInterrupt.
     """
     config = {"kind": spec.kind, "latent_dim": spec.latent_dim, "hidden": list(spec.hidden),
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -204,15 +214,19 @@ def train_model(spec, args, data, device, amp, out, stop, say):
                        if k in saved})
         amp = torch.bfloat16 if config["precision"] == "bf16" else None
         say(f"resuming after epoch {state.epoch} of {args.epochs}")
+    elif resume_path(out).exists():
+        print(f"{spec.script}: note: {resume_path(out)} holds an interrupted run; this run starts afresh "
+              f"and replaces it (--resume would continue it)", file=sys.stderr)
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
     subset = data if config["train_subset"] is None else _subset(data, config["train_subset"])
     frame_index = frame_subset(len(data.x_test)) if "posterior_evolution" in spec.figures else None
     progress = "none" if args.quiet else "bar" if sys.stdout.isatty() else "lines"
+    keep = _keep_resumable(out, config)
     try:
         state = fit(model, subset, args.epochs, config["batch_size"], config["lr"], config["seed"],
-                    state, stop, progress, frame_index, amp=amp, beta=config.get("beta", 1.0))
+                    state, stop, progress, frame_index, amp=amp, beta=config.get("beta", 1.0), on_epoch=keep)
     except Interrupted as e:
-        save_resume(out, e.snapshot, config)
+        keep(e.snapshot)  # also when no epoch had finished yet
         raise KeyboardInterrupt from None
     return model, config, state
 
@@ -234,15 +248,14 @@ def run(spec, args, stop):
     amp = pick_precision(args.precision, device)
     out = args.out.expanduser().absolute()
     say = _silent if args.quiet else print
-    staging = results.prepare_staging(out)
-    try:
+    with results.writing(out) as staging:
         seed_everything(args.seed)
         data = load_mnist(args.data_root, device)
         if args.plots_only:
             model, config, state = load_run(out, spec, device)
         else:
             model, config, state = train_model(spec, args, data, device, amp, out, stop, say)
-        # From here on an interrupt must not lose the finished training: keep it resumable.
+        # From here on an interrupt stops the run at once; the finished training stays resumable.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
@@ -250,14 +263,13 @@ def run(spec, args, stop):
                                                 run_began, model_from=out if args.plots_only else None,
                                                 lean=args.lean)
             results.swap_in(staging, out)
-        except KeyboardInterrupt:
-            if not args.plots_only:
-                save_resume(out, state, config)
-            raise
+        except OSError as e:  # a full disk, above all
+            kept = "" if args.plots_only else "; the training is kept: continue with --resume"
+            raise UserError(f"cannot write the results ({e.strerror or e}: {e.filename}); the last good "
+                            f"results in {out} are untouched{kept}") from None
+    if not args.plots_only:
         resume_path(out).unlink(missing_ok=True)
-        return record
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return record
 
 
 # --------------------------------------------------------------------------- entry point

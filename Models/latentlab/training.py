@@ -197,7 +197,7 @@ def _record_epoch(state, epoch, means, test, began):
 
 
 def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, progress="lines",
-        frame_index=None, log=print, amp=None, beta=1.0):
+        frame_index=None, log=print, amp=None, beta=1.0, on_epoch=None):
     """Train for ``epochs`` epochs (continuing ``state`` if given) and return the final TrainState.
 
     ``progress`` is "bar" (tqdm over batches), "lines" (one line per epoch) or "none".
@@ -205,6 +205,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
     first), for the posterior-evolution animation; no extra pass is needed for them. It is kept in
     the state beside the codes, so whoever draws them knows whose codes they are.
     ``beta`` weighs the VAE's KL term in the training objective (the history records the true −ELBO).
+    ``on_epoch(state)`` receives the state after every finished epoch (cli saves it for --resume).
     Raises ``Interrupted`` when ``stop`` is set and ``UserError`` if the loss stops being finite.
     """
     device = data.x_train.device
@@ -240,6 +241,8 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
             log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
                 f"nats  test MSE {h['test_mse']:.5f}  {h['seconds']:.1f}s")
         last_good = _snapshot(state, model, optimizer, scheduler, device)
+        if on_epoch is not None:
+            on_epoch(last_good)
         if stop is not None and stop.requested:
             raise Interrupted(last_good)
     return last_good
