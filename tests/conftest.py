@@ -27,6 +27,14 @@ def read_metrics(folder):
     return json.loads((Path(folder) / "metrics.json").read_text())
 
 
+def without_timings(metrics):
+    """metrics.json without its wall-clock times: what must be equal between two runs that should match."""
+    m = {k: v for k, v in metrics.items() if k not in ("train_seconds", "eval_seconds", "run_seconds",
+                                                       "figure_seconds")}
+    m["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
+    return m
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     """Each script once with a tiny budget: {key: results folder}."""

@@ -12,7 +12,7 @@ from latentlab.registry import SCRIPTS
 PACKAGE = MODELS / "latentlab"
 # Each module may import only those before it (checked with every import, lazy ones included).
 ORDER = ["__init__", "data", "models", "losses", "training", "checkpoints", "metrics", "style",
-         "animations", "figures", "page", "results", "cli", "registry", "reports", "sweep"]
+         "animations", "figures", "page", "results", "folders", "cli", "registry", "reports", "sweep"]
 
 
 def _tree(path):

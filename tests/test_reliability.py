@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script
+from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
 from latentlab import cli
 from latentlab.checkpoints import resume_path, save_resume
 from latentlab.data import DEFAULT_DATA_ROOT, RELEASE_MD5, SPLITS, load_mnist, prepare_raw
@@ -328,13 +328,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert not resume_path(out).exists() and not list(tmp_path.glob(".killed.staging-*"))
     r = run_script("vae2", *args, "--quiet", "--out", full)
     assert r.returncode == 0, r.stderr
-    resumed, uninterrupted = read_metrics(out), read_metrics(full)
-    for m in (resumed, uninterrupted):
-        for k in ("train_seconds", "eval_seconds", "run_seconds", "figure_seconds"):
-            m.pop(k)
-        for h in m["history"]:
-            h.pop("seconds")
-    assert resumed == uninterrupted
+    assert without_timings(read_metrics(out)) == without_timings(read_metrics(full))
 
 
 def _half_swapped(tiny_runs, tmp_path, complete):
@@ -351,7 +345,7 @@ def _half_swapped(tiny_runs, tmp_path, complete):
 
 @pytest.mark.parametrize("complete", [True, False])
 def test_a_swap_cut_in_half_is_finished_or_undone(tiny_runs, tmp_path, complete):
-    from latentlab.results import recover
+    from latentlab.folders import recover
     out = _half_swapped(tiny_runs, tmp_path, complete)
     recover(out)
     assert (out / "metrics.json").exists() and (out / "model.pt").exists()

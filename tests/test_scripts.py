@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import SCRIPTS, TINY, read_metrics, run_script
+from conftest import SCRIPTS, TINY, read_metrics, run_script, without_timings
 
 COMMON = ["metrics.json", "model.pt", "page_data.js", "loss_curve.png", "reconstructions.png", "latent_space.png"]
 EXTRA = {
@@ -84,12 +84,7 @@ def test_plots_only_rewrites_everything_without_training(tiny_runs, tmp_path):
 def test_same_seed_same_numbers(tiny_runs, tmp_path):
     r = run_script("ae2", *TINY, "--out", tmp_path / "again")
     assert r.returncode == 0, r.stderr
-    a, b = read_metrics(tiny_runs["ae2"]), read_metrics(tmp_path / "again")
-    for m in (a, b):
-        for k in ("train_seconds", "figure_seconds", "eval_seconds", "run_seconds"):
-            m.pop(k)
-        for h in m["history"]:
-            h.pop("seconds")
+    a, b = without_timings(read_metrics(tiny_runs["ae2"])), without_timings(read_metrics(tmp_path / "again"))
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 

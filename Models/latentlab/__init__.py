@@ -9,7 +9,8 @@
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``figures``: static PNGs;  ``animations``: GIFs
 - ``page``: the data file through which ``index.html`` shows a results folder
-- ``results``: evaluate, draw and swap a results folder in atomically
+- ``results``: evaluate and draw a run into its staging folder
+- ``folders``: one writer per results folder (an OS lock), staging, atomic swap, repair after a crash
 - ``cli``: flags, devices, seeding, the run, one-line errors
 - ``registry``: the list of the models (their scripts)
 - ``reports``: README's table, comparison.png and the β-bridge figures, over many runs

@@ -20,6 +20,7 @@ import torch
 from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
 from .data import REPO_ROOT, load_mnist
+from .folders import swap_in, writing
 from .models import build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
 
@@ -237,10 +238,6 @@ def _raise_interrupt(signum, frame):
 
 def run(spec, args, stop):
     """Train (or load), evaluate, draw; everything lands in ``args.out`` at the very end."""
-    # Loaded only now: --help and bad flags answer without importing matplotlib and scikit-learn
-    # (measured: 1.9 s instead of 5 s).
-    from . import results
-
     run_began = time.perf_counter()
     if args.plots_only and (args.resume or args.lean):
         raise UserError(f"--plots-only and {'--resume' if args.resume else '--lean'} exclude each other")
@@ -248,7 +245,10 @@ def run(spec, args, stop):
     amp = pick_precision(args.precision, device)
     out = args.out.expanduser().absolute()
     say = _silent if args.quiet else print
-    with results.writing(out) as staging:
+    with writing(out) as staging:
+        # Loaded only now: --help, bad flags and a folder another run holds answer without
+        # importing matplotlib and scikit-learn (measured: 1.9 s instead of 5 s).
+        from . import results
         seed_everything(args.seed)
         data = load_mnist(args.data_root, device)
         if args.plots_only:
@@ -262,7 +262,7 @@ def run(spec, args, stop):
             record = results.evaluate_and_write(spec, model, data, config, state, staging, device, say,
                                                 run_began, model_from=out if args.plots_only else None,
                                                 lean=args.lean)
-            results.swap_in(staging, out)
+            swap_in(staging, out)
         except OSError as e:  # a full disk, above all
             kept = "" if args.plots_only else "; the training is kept: continue with --resume"
             raise UserError(f"cannot write the results ({e.strerror or e}: {e.filename}); the last good "
