@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from latentlab.data import REPO_ROOT, load_mnist
+from latentlab.data import REPO_ROOT
 from latentlab.registry import specs
 from latentlab.reports import beta_figures, comparison_figure, load, markdown_table
 from latentlab.sweep import summarize
@@ -61,8 +61,7 @@ def main():
     comparison_figure(summary, args.root / "comparison.png")
     print(f"updated {args.root / 'README.md'} and {args.root / 'comparison.png'}")
     if beta.exists():
-        labels = load_mnist(device="cpu").y_test.numpy()
-        written = beta_figures(load(beta), beta.parent, labels, load(seeds) if seeds.exists() else None)
+        written = beta_figures(beta.parent)
         print(f"redrew {', '.join(written)} in {beta.parent}")
 
 

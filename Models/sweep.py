@@ -18,8 +18,7 @@ from pathlib import Path
 from latentlab import UserError
 from latentlab.checkpoints import resume_path
 from latentlab.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, positive
-from latentlab.data import load_mnist
-from latentlab.reports import beta_figures, load
+from latentlab.reports import beta_figures
 from latentlab.sweep import (PRESETS, SWEEPS_DIR, Executor, definition, plan, records, shell_command, summarize,
                              thread_env, twin)
 
@@ -55,9 +54,7 @@ def finish(name, folder, runs, settings):
     (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{PROG}: {len(runs)} runs summarised in {folder / 'summary.json'}")
     if len({r.beta for r in runs}) > 1:
-        seeds = folder.parent / "seeds" / "summary.json"
-        labels = load_mnist(device="cpu").y_test.numpy()
-        written = beta_figures(summary, folder, labels, load(seeds) if seeds.exists() else None)
+        written = beta_figures(folder)
         print(f"{PROG}: drew {', '.join(written)} in {folder}")
 
 

@@ -8,6 +8,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .data import load_mnist
 from .metrics import TABLE_COLUMNS
 from .results import TEST_CODES
 from .style import legend_beside, prior_circles, scatter_codes
@@ -184,9 +185,13 @@ def units_and_knn(summary, reference, path):
     plt.close(fig)
 
 
-def beta_figures(summary, folder, labels, reference=None):
-    """The β bridge's three pictures into ``folder``; ``reference`` is the seeds sweep's summary
-    (for the AEs), or None. Returns the files written."""
+def beta_figures(folder):
+    """The β bridge's three pictures of the sweep in ``folder`` (from its summary.json), into it; the
+    seeds sweep beside it, where there is one, gives the AEs' reference. Returns the files written."""
+    summary = load(folder / "summary.json")
+    seeds = folder.parent / "seeds" / "summary.json"
+    reference = load(seeds) if seeds.exists() else None
+    labels = load_mnist(device="cpu").y_test.numpy()
     ae = {g["model"]: g["metrics"] for g in (reference or {"groups": []})["groups"] if g["beta"] is None}
     written = []
     if _by_beta(summary, "vae2")[0] or _by_beta(summary, "vae32")[0]:
