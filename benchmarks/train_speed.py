@@ -1,8 +1,8 @@
 """How fast this repo trains and draws, against the machine's peak and the original scripts' loop.
 
-Prints one table; takes about 4 minutes on a 2-core CPU.
+Prints one table per section; all sections take about 8 minutes on a 2-core CPU.
 
-    python benchmarks/train_speed.py [--device cpu] [--skip-original] [--sections 1,5,6]
+    python benchmarks/train_speed.py [--device cpu] [--skip-original] [--sections 1,2,7]
 
 1. float32 (and bfloat16) matmul peak of this machine with the same torch and thread count;
 2. for each default model: training images/s, achieved GFLOP/s (forward + backward FLOPs of the
@@ -12,10 +12,35 @@ Prints one table; takes about 4 minutes on a 2-core CPU.
    against 100 x the original's epoch time;
 5. seconds per GIF;
 6. ``--plots-only`` of each script on a copy of its committed results: wall seconds of the whole
-   command (interpreter start and imports included), and the metrics' and figures' shares.
+   command (interpreter start and imports included), and the metrics' and figures' shares;
+7. each script with its defaults, end to end into a scratch folder: wall seconds and the train /
+   evaluation / figures split (target: 45 s per script on a 2-core CPU);
+8. a torch.profiler trace of 100 VAE 32-D training steps: the share of CPU time spent converting
+   dtypes (aten::copy_ and aten::_to_copy, i.e. autocast's casts), and the matmuls' share.
+
+Tried and measured for the bf16 training step (VAE 32-D, batch 256, 2-core AMD EPYC with
+AVX512-BF16 and no AMX; bf16 matmul peak 885 GFLOP/s; ms per 256 images, lower is better):
+- autocast as before: 5.99 ms (245 GFLOP/s, 28% of the bf16 peak); casts 5-7% of CPU time here (45%
+  on an AMX Xeon, where the matmuls themselves are 5x faster);
+- torch's binary_cross_entropy_with_logits spends 2.2 ms of a 4.3 ms step at batch 512 in log1p,
+  which is not vectorised on CPU: a hand-fused Bernoulli NLL (softplus through sigmoid, exact
+  gradient sigmoid(l) - x) gives 4.42 ms (332 GFLOP/s), the same training curve to 4e-8 in test MSE.
+  Kept;
+- glibc's allocator returning freed activation buffers to the OS, so each step page-faults its fresh
+  buffers: mallopt of the trim and mmap thresholds, 4.00 -> 3.64 ms at batch 512. Kept
+  (``training.keep_freed_memory``);
+- bf16 parameters with float32 master weights in the optimiser (no autocast casts): 4.09 ms vs 4.05
+  ms for autocast at batch 512, 3.38 vs 3.41 at 1024: within noise on this CPU, not kept;
+- batch 512 / 1024: 3.64-4.05 / 3.41 ms per 256 images (batch 512: see README for its quality);
+- torch.compile of the loss: no gain after a 17 s compile, more than a default run saves; not kept;
+- per-epoch test evaluation in the training precision and in batches of 1,000: 0.07 s instead of
+  0.25 s per epoch on the VAE 32-D (the final metrics stay float32). Kept;
+- the IWAE bound (k = 100, 1.07 TFLOP of decoding) in bf16: 2.9 s instead of 6.7 s, but it moves the
+  bound by -0.10 to -0.13 nats: not kept.
 """
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,12 +60,24 @@ from latentlab.cli import DEVICE_HELP, pick_device, pick_precision, seed_everyth
 from latentlab.data import DEFAULT_DATA_ROOT, load_mnist  # noqa: E402
 from latentlab.models import build_model  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
-from latentlab.training import encode_all, evaluate, init_output_bias, make_optimizer, train_epoch  # noqa: E402
+from latentlab.training import (encode_all, evaluate, init_output_bias, keep_freed_memory,  # noqa: E402
+                                 make_optimizer, train_epoch)
 
 SPECS = specs()
 # Test MSE of the original scripts after their 100 epochs at batch 32, measured on this kind of
 # machine with this repo's metric definitions (issue "The four model scripts", item 10).
 ORIGINAL_MSE = {"ae2": 0.0403, "vae2": 0.0410, "ae32": 0.0077, "vae32": 0.0240}
+
+
+def cpu_name():
+    """The CPU's model name and whether it has AMX or AVX512-BF16: the bf16 peak depends on them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    return f"{name}, {'AMX' if 'amx_bf16' in flags else 'AVX512-BF16' if 'avx512_bf16' in flags else 'no native bf16'}"
 
 
 def sync(device):
@@ -183,17 +220,48 @@ def plots_only_seconds(spec, device):
     return wall, record["eval_seconds"], sum(record["figure_seconds"].values())
 
 
+def conversion_share(spec, data, device, amp, steps=100):
+    """(share of CPU time in dtype conversions, share in matmuls) over ``steps`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+    seed_everything(0)
+    model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
+    opt, sched = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
+    x = data.x_train[:steps * spec.batch_size]
+    train_epoch(model, opt, sched, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_epoch(model, opt, sched, x, spec.batch_size, amp=amp)
+    self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(self_us.values())
+    convert = sum(self_us.get(k, 0) for k in ("aten::copy_", "aten::_to_copy"))
+    matmul = sum(self_us.get(k, 0) for k in ("aten::mm", "aten::addmm"))
+    return convert / total, matmul / total
+
+
+def default_run_seconds(spec, device):
+    """(wall s, train s, evaluation s, figures s) of the script with its defaults, into a scratch folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results"
+        cmd = [sys.executable, str(REPO / "Models" / spec.script), "--quiet", "--out", str(out), "--device", str(device)]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
+        wall = time.perf_counter() - t
+        record = json.loads((out / "metrics.json").read_text())
+    return wall, record["train_seconds"], record["eval_seconds"], sum(record["figure_seconds"].values())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--skip-original", action="store_true", help="skip the slow original loop (default: off)")
-    p.add_argument("--sections", default="1,2,3,4,5,6",
-                   help="comma-separated sections to run; 3 and 4 run together (default: 1,2,3,4,5,6)")
+    p.add_argument("--sections", default="1,2,3,4,5,6,7,8",
+                   help="comma-separated sections to run; 3 and 4 run together (default: 1,2,3,4,5,6,7,8)")
     args = p.parse_args()
     sections = set(args.sections.replace(" ", "").split(","))
     device = pick_device(args.device)
     amp = pick_precision("auto", device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    keep_freed_memory()
+    print(f"device {device} ({cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name(device)}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"training precision {'bf16 autocast' if amp else 'fp32'}")
     if sections & {"1", "2"}:
         peak32 = matmul_peak(device, torch.float32)
@@ -203,12 +271,11 @@ def main():
 
     if "2" in sections:
         print("\n2. training throughput with the default batch size and precision")
-        print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of peak':>10} {'% of fp32 peak':>15}")
+        print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of bf16 peak':>15} {'% of fp32 peak':>15}")
         for spec in SPECS.values():
             rate, gflops = training_speed(spec, data, device, amp)
-            peak = peak16 if amp else peak32
-            print(f"{spec.label:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {100 * gflops / peak:9.0f}% "
-                  f"{100 * gflops / peak32:14.0f}%")
+            bf16 = f"{100 * gflops / peak16:14.0f}%" if amp else f"{'—':>15}"
+            print(f"{spec.label:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {bf16} {100 * gflops / peak32:14.0f}%")
 
     if sections & {"3", "4"}:
         print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
@@ -234,6 +301,19 @@ def main():
                 print(f"{spec.label:8} {wall:7.1f} {metrics_s:10.1f} {figures_s:10.1f}")
             else:
                 print(f"{spec.label:8} no committed model.pt")
+
+    if "7" in sections:
+        print("\n7. each script with its defaults, end to end (target: 45 s on a 2-core CPU)")
+        print(f"{'model':8} {'wall s':>7} {'train s':>8} {'eval s':>7} {'figures s':>10}")
+        for spec in SPECS.values():
+            wall, train_s, eval_s, figures_s = default_run_seconds(spec, device)
+            print(f"{spec.label:8} {wall:7.1f} {train_s:8.1f} {eval_s:7.1f} {figures_s:10.1f}")
+
+    if "8" in sections:
+        spec = SPECS["vae32"]
+        convert, matmul = conversion_share(spec, data, device, amp)
+        print(f"\n8. profile of 100 {spec.label} training steps (batch {spec.batch_size}): dtype conversions "
+              f"{100 * convert:.1f}% of CPU time (target: at most 15%), matmuls {100 * matmul:.1f}%")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,24 @@ def test_reconstruction_bce_matches_hand_computation():
                         784 * math.log(2), rel_tol=1e-5)
 
 
+def test_fused_bce_has_torch_value_and_gradient_in_float32_and_bfloat16():
+    torch.manual_seed(3)
+    x = torch.rand(64, 784)
+    logits = (torch.randn(64, 784) * 5).requires_grad_()
+    reconstruction_bce(logits, x).sum().backward()
+    ref_logits = logits.detach().double().requires_grad_()
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(ref_logits, x.double(), reduction="none").sum(-1)
+    ref.sum().backward()
+    assert torch.allclose(reconstruction_bce(logits, x).double(), ref, atol=1e-3)
+    assert torch.allclose(logits.grad.double(), ref_logits.grad, atol=1e-6)
+    half = logits.detach().bfloat16().requires_grad_()
+    (reconstruction_bce(half, x) * 2).sum().backward()
+    assert reconstruction_bce(half, x).dtype == torch.float32 and half.grad.dtype == torch.bfloat16
+    assert torch.allclose(half.grad.float(), 2 * torch.sigmoid(half.detach().float()) - 2 * x, atol=1e-2)
+    assert torch.autograd.gradcheck(reconstruction_bce, (torch.randn(3, 5, dtype=torch.double,
+                                                                     requires_grad=True), torch.rand(3, 5).double()))
+
+
 def test_gaussian_kl_closed_form_matches_monte_carlo():
     torch.manual_seed(0)
     mu = torch.tensor([0.7, -1.2, 0.0])

@@ -8,7 +8,8 @@ import torch
 from latentlab.checkpoints import CLASSIFIER_PATH, load_classifier
 from latentlab.data import load_mnist
 from latentlab.metrics import (REFERENCE_STATS_PATH, active_units, class_entropy, classify, feature_stats,
-                               frechet_distance, iwae_bound, reference_stats, softplus_sum)
+                               frechet_distance, iwae_bound, reference_stats)
+from latentlab.losses import softplus_sum
 from latentlab.models import build_model
 from latentlab.training import evaluate, fit
 

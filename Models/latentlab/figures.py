@@ -12,7 +12,6 @@ from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import KNeighborsClassifier
-from torchvision.utils import make_grid
 
 from . import animations
 from .style import DIGIT_COLORS, legend_beside, prior_circles, scatter_codes
@@ -26,9 +25,15 @@ def _save(fig, path):
 
 
 def image_grid(images, nrow, pad=2):
-    """(N, 784) images in [0, 1] -> one (H, W) array, via torchvision's make_grid."""
-    t = torch.as_tensor(images, dtype=torch.float32).detach().cpu().view(-1, 1, 28, 28)
-    return make_grid(t, nrow=nrow, padding=pad, pad_value=0.0)[0].numpy()  # 0 = white under gray_r
+    """(N, 784) images in [0, 1] -> one (H, W) array laid out as torchvision's make_grid does (``pad``
+    pixels of 0 = white under gray_r around each tile), without importing torchvision (1.4 s)."""
+    t = torch.as_tensor(images, dtype=torch.float32).detach().cpu().view(-1, 28, 28)
+    ncol = min(nrow, len(t))
+    nrows = -(-len(t) // ncol)
+    tiles = torch.zeros(nrows * ncol, 28 + pad, 28 + pad)
+    tiles[:len(t), pad:, pad:] = t
+    grid = tiles.view(nrows, ncol, 28 + pad, 28 + pad).permute(0, 2, 1, 3).reshape(nrows * (28 + pad), -1)
+    return torch.nn.functional.pad(grid, (0, pad, 0, pad)).numpy()
 
 
 def loss_curve(history, kind, path):

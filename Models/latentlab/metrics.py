@@ -11,7 +11,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
 from .checkpoints import CLASSIFIER_PATH, load_classifier
-from .losses import gaussian_kl
+from .losses import gaussian_kl, softplus_sum
 
 REFERENCE_STATS_PATH = Path(__file__).with_name("lenet_mnist_test_stats.npz")
 IWAE_K = 100
@@ -42,19 +42,6 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
     """Accuracy of a k-nearest-neighbour classifier fit on training codes: how well digits separate."""
     knn = KNeighborsClassifier(n_neighbors=k).fit(train_codes, y_train)
     return float(knn.score(test_codes, y_test))
-
-
-def softplus_sum(logits, group=28):
-    """``F.softplus(logits).sum(-1)``, 4x faster on CPU, where torch's log1p is not vectorised.
-
-    softplus(l) = max(l, 0) + log(1 + e^-|l|); the logs of each ``group`` factors in [1, 2] (a row
-    of 28 pixels) are taken as the log of their product, below 2^28 so it cannot overflow. Measured
-    against float64 on 100,000 images' logits ~ N(0, 4^2): the same float32 rounding as F.softplus
-    (at most 3.4e-4 vs 3.1e-4 nats per image, no bias).
-    """
-    factors = logits.abs().neg_().exp_().add_(1)
-    products = factors.unflatten(-1, (-1, group)).prod(-1)
-    return logits.clamp(min=0).sum(-1) + products.log_().sum(-1)
 
 
 @torch.no_grad()
