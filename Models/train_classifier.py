@@ -1,8 +1,9 @@
 """Train the small LeNet that judges reconstructions and generated digits (recon_accuracy,
 sample_confidence, sample_class_entropy, fid_mnist), and save its weights beside the package.
 
-Run once; the weights (< 1 MB), their test accuracy and the test digits' feature statistics (FID's
-reference side) are committed:
+Run once; the weights (< 1 MB), their test accuracy, the test digits' feature statistics (FID's
+reference side) and the page's shared data file (page/shared_data.js: this LeNet for the browser and
+the test digits the page shows) are committed:
     python Models/train_classifier.py [--stats-only]
 """
 import argparse
@@ -10,6 +11,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +22,10 @@ from latentlab.cli import DEVICE_HELP, EXIT_USER_ERROR, Parser, integer, pick_de
 from latentlab.data import load_mnist
 from latentlab.metrics import REFERENCE_STATS_PATH, classify, save_reference_stats
 from latentlab.models import LeNet
+from latentlab.page import SHARED_FILE, shared_data, write_shared
 
 PROG = "train_classifier.py"
+SHARED_PATH = Path(__file__).resolve().parents[1] / "page" / SHARED_FILE
 
 
 def build_parser():
@@ -32,7 +36,8 @@ def build_parser():
     p.add_argument("--seed", type=integer, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--stats-only", action="store_true",
-                   help="keep the committed weights; only rewrite the reference statistics (default: off)")
+                   help="keep the committed weights; only rewrite the reference statistics and the page's "
+                        "shared data file (default: off)")
     return p
 
 
@@ -66,8 +71,10 @@ def main(argv=None):
     device = pick_device(args.device)
     data = load_mnist(device=device)
     if args.stats_only:
-        save_reference_stats(load_classifier(device), data.x_test)
-        print(f"saved {REFERENCE_STATS_PATH}")
+        net = load_classifier(device)
+        save_reference_stats(net, data.x_test)
+        write_shared(SHARED_PATH, shared_data(net, data.x_test, data.y_test))
+        print(f"saved {REFERENCE_STATS_PATH} and {SHARED_PATH}")
         return
     net = LeNet().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -83,6 +90,7 @@ def main(argv=None):
             "parameters": sum(p.numel() for p in net.parameters())}
     CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     save_reference_stats(net, data.x_test)
+    write_shared(SHARED_PATH, shared_data(net, data.x_test, data.y_test))
     print(f"saved {CLASSIFIER_PATH} ({info['parameters']} parameters, test accuracy {acc:.4f})")
 
 

@@ -1,6 +1,9 @@
 // The 2-D explorer: the test codes of one model as a scatter coloured by digit, a marker the user
-// drags (mouse, touch or arrow keys), and the digit the decoder makes at the marker, live. The wheel,
-// the +/− keys or buttons zoom (an AE's codes span very different scales), ⟲ returns to the start.
+// drags (mouse, touch or arrow keys), and the digit the decoder makes at the marker, live, with the
+// LeNet's verdict. The wheel, the +/− keys or buttons zoom (an AE's codes span very different
+// scales), ⟲ returns to the start. A drawing (draw.js) shows as a point (AE) or as the posterior's
+// mean with its 1σ and 2σ ellipses (VAE); hovering or tapping a test point links it to the other
+// 2-D panel (onLink).
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
@@ -20,13 +23,17 @@
   }
 
   class Explorer2D {
-    constructor(root, data, decoder) {
+    constructor(root, data, decoder, lenet, poolLabels, onLink) {
       this.data = data;
       this.decoder = decoder;
+      this.lenet = lenet;
+      this.onLink = onLink;
       this.home = data.scatter.view;                 // [[x0, x1], [y0, y1]]
       this.view = this.home;
-      this.codes = ll.nn.float16(data.scatter.codes);
-      this.labels = ll.nn.bytes(data.scatter.labels);
+      this.codes = ll.nn.float16(data.scatter.codes);  // the shared pool's test digits, in its order
+      this.labels = poolLabels;
+      this.drawn = null;
+      this.linked = null;
       // start where the codes are densest: the prior's centre, or the AE codes' median
       this.z = data.kind === "vae" ? [0, 0] : [0, 1].map((a) => median(this.codes.filter((_, i) => i % 2 === a)));
       root.innerHTML = `
@@ -43,12 +50,14 @@
           </div>
           <div class="readout">
             <canvas class="digit" id="explore-${data.key}-digit" width="28" height="28"></canvas>
+            <div class="verdict" id="explore-${data.key}-verdict"></div>
             <div class="coords" id="explore-${data.key}-coords"></div>
           </div>
         </div>`;
       this.plane = root.querySelector(".plane");
       this.digit = root.querySelector(".digit");
       this.coords = root.querySelector(".coords");
+      this.verdictBox = root.querySelector(".verdict");
       this.listen();
       this.resize();
       new ResizeObserver(() => this.resize()).observe(this.plane);
@@ -144,7 +153,63 @@
       return layer;
     }
 
-    update() {
+    // The drawing's code: a black cross (AE), or the posterior's mean and its 1σ, 2σ ellipses (VAE).
+    drawOverlay(ctx) {
+      if (this.linked !== null) {
+        const [lx, ly] = this.toPx([this.codes[2 * this.linked], this.codes[2 * this.linked + 1]]);
+        ctx.beginPath();
+        ctx.arc(lx, ly, 6, 0, 2 * Math.PI);
+        ctx.lineWidth = 2.5;
+        ctx.strokeStyle = "#111";
+        ctx.stroke();
+      }
+      if (!this.drawn) return;
+      const m = this.drawn.mean, [cx, cy] = this.toPx([m[0], m[1]]);
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      if (this.drawn.logvar) {
+        const [ux] = this.toPx([m[0] + 1, m[1]]), [, uy] = this.toPx([m[0], m[1] + 1]);
+        const sx = Math.exp(0.5 * this.drawn.logvar[0]), sy = Math.exp(0.5 * this.drawn.logvar[1]);
+        for (const k of [1, 2]) {
+          ctx.beginPath();
+          ctx.setLineDash(k === 2 ? [5, 4] : []);
+          ctx.ellipse(cx, cy, Math.max(1, k * sx * (ux - cx)), Math.max(1, k * sy * (cy - uy)), 0, 0, 2 * Math.PI);
+          ctx.fillStyle = k === 1 ? "rgba(0,0,0,0.10)" : "rgba(0,0,0,0.04)";
+          ctx.fill();
+          ctx.stroke();
+        }
+        ctx.setLineDash([]);
+      }
+      ctx.beginPath();
+      ctx.moveTo(cx - 7, cy - 7); ctx.lineTo(cx + 7, cy + 7);
+      ctx.moveTo(cx - 7, cy + 7); ctx.lineTo(cx + 7, cy - 7);
+      ctx.lineWidth = 3;
+      ctx.stroke();
+    }
+
+    // A drawing's code (from draw.js) with its reconstruction and the LeNet's probabilities, or null.
+    showDrawn(code, image, probs) {
+      this.drawn = code;
+      if (code) {
+        const [[x0, x1], [y0, y1]] = this.view, [a, b] = code.mean;
+        if (a < x0 || a > x1 || b < y0 || b > y1) {  // widen the view to show it
+          const pad = (lo, hi, v) => [Math.min(lo, v - 0.1 * (hi - lo)), Math.max(hi, v + 0.1 * (hi - lo))];
+          this.view = [pad(x0, x1, a), pad(y0, y1, b)];
+          this.background = this.drawBackground();
+        }
+        this.z = [a, b];
+        this.update(image, probs);
+      } else {
+        this.update();
+      }
+    }
+
+    setLinked(i) {
+      this.linked = i;
+      this.update(this.lastImage, this.lastProbs);
+    }
+
+    update(image, probs) {
       if (!this.background) return;
       const ctx = this.plane.getContext("2d");
       ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -162,7 +227,14 @@
       ctx.arc(px, py, 2.5, 0, 2 * Math.PI);
       ctx.fillStyle = "#dc141e";
       ctx.fill();
-      ll.nn.paintDigit(this.digit, this.decoder.decode(Float32Array.from(this.z)));
+      this.drawOverlay(ctx);
+      // the caller may pass the image at z and its verdict when it has them (a drawing's update)
+      image = image || this.decoder.decode(Float32Array.from(this.z));
+      probs = probs || this.lenet.classify(image);
+      this.lastImage = image;
+      this.lastProbs = probs;
+      ll.nn.paintDigit(this.digit, image);
+      this.verdictBox.innerHTML = ll.verdict(probs);
       this.coords.textContent = `z = (${this.z[0].toFixed(2)}, ${this.z[1].toFixed(2)})`;
     }
 
@@ -184,6 +256,18 @@
       this.update();
     }
 
+    // Link the test point within ``radius`` CSS px of the pointer, if any, nearest first.
+    hover(e, radius) {
+      const r = this.plane.getBoundingClientRect(), x = e.clientX - r.left, y = e.clientY - r.top;
+      let best = -1, bestD = radius * radius;
+      for (let i = 0; i < this.labels.length; i++) {
+        const [px, py] = this.toPx([this.codes[2 * i], this.codes[2 * i + 1]]);
+        const d = (px - x) ** 2 + (py - y) ** 2;
+        if (d < bestD) { bestD = d; best = i; }
+      }
+      if (best >= 0 && best !== this.linked) this.onLink(best);
+    }
+
     listen() {
       const at = (e) => {
         const r = this.plane.getBoundingClientRect();
@@ -192,10 +276,14 @@
       this.plane.addEventListener("pointerdown", (e) => {
         this.plane.setPointerCapture(e.pointerId);
         this.dragging = true;
+        this.hover(e, 12);  // a tap links the test point under the finger
         this.moveTo(at(e));
         e.preventDefault();
       });
-      this.plane.addEventListener("pointermove", (e) => { if (this.dragging) this.moveTo(at(e)); });
+      this.plane.addEventListener("pointermove", (e) => {
+        if (this.dragging) this.moveTo(at(e));
+        else this.hover(e, 6);
+      });
       const stop = () => { this.dragging = false; };
       this.plane.addEventListener("pointerup", stop);
       this.plane.addEventListener("pointercancel", stop);

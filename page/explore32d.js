@@ -1,17 +1,19 @@
 // The 32-D explorer: pick a test image, then move its code along the most informative directions
 // with sliders (VAE: the dimensions with the largest KL, in units of the prior's σ; AE: the top
 // principal components of the training codes, in units of their standard deviation), interpolate
-// towards a second image, or draw a sample; the decoder answers live.
+// towards a second image, or draw a sample; the decoder answers live, the LeNet judges. A drawing
+// (draw.js) becomes image A: the sliders then move from the drawing's code.
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
   const RANGE = 3;  // sliders span ±3 units
 
   class Explorer32D {
-    constructor(root, data, decoder) {
+    constructor(root, data, decoder, lenet) {
       const nn = ll.nn, dim = data.latent_dim;
       this.data = data;
       this.decoder = decoder;
+      this.lenet = lenet;
       this.dim = dim;
       this.thumbCodes = nn.float32(data.thumbs.codes);
       this.thumbImages = nn.bytes(data.thumbs.images);
@@ -44,6 +46,7 @@
           </div>
           <div class="readout">
             <canvas class="digit" id="${id}-digit" width="28" height="28"></canvas>
+            <div class="verdict" id="${id}-verdict"></div>
             <div class="status" id="${id}-status"></div>
             <div class="buttons">
               <button type="button" class="sample" id="${id}-sample">
@@ -63,6 +66,7 @@
         </div>`;
       this.digit = root.querySelector(".digit");
       this.status = root.querySelector(".status");
+      this.verdictBox = root.querySelector(".verdict");
       this.sliders = Array.from(root.querySelectorAll("input[data-dir]"));
       this.interp = root.querySelector(`#${id}-interp`);
       this.thumbs = this.makeThumbs(root.querySelector(".thumbs"));
@@ -105,8 +109,10 @@
       this.render(status);
     }
 
-    render(status) {
-      ll.nn.paintDigit(this.digit, this.decoder.decode(this.z));
+    render(status, image, probs) {
+      image = image || this.decoder.decode(this.z);
+      ll.nn.paintDigit(this.digit, image);
+      this.verdictBox.innerHTML = ll.verdict(probs || this.lenet.classify(image));
       if (status) this.status.innerHTML = status;
     }
 
@@ -114,17 +120,37 @@
       const label = this.data.thumbs.labels[i];
       this.thumbs.forEach((t, j) => t.classList.toggle(`pick${which}`, j === i));
       if (which === "A") {
-        this.a = i;
-        this.show(this.code(i), `<span class="vi">Ảnh A: chữ số ${label}</span><span class="en">Image A: digit ${label}</span>`);
+        this.aCode = this.code(i);
+        this.aStatus = `<span class="vi">Ảnh A: chữ số ${label}</span><span class="en">Image A: digit ${label}</span>`;
+        this.show(this.aCode, this.aStatus);
       } else {
-        this.b = i;
+        this.bCode = this.code(i);
         this.interp.disabled = false;
       }
-      if (this.b !== undefined) {
+      if (this.bCode !== undefined) {
         this.interp.value = 0;
         this.interp.nextElementSibling.textContent = "0.00";
-        if (which === "B") this.show(this.code(this.a), this.interpStatus(0));
+        if (which === "B") this.show(this.aCode, this.interpStatus(0));
       }
+    }
+
+    // A drawing's code becomes image A (null: back to the first test image).
+    showDrawn(code, image, probs) {
+      if (!code) {
+        if (this.drawnA) { this.drawnA = false; this.select("A", 0); }
+        return;
+      }
+      this.drawnA = true;
+      this.thumbs.forEach((t) => t.classList.remove("pickA"));
+      this.aCode = Float32Array.from(code.mean);
+      this.aStatus = `<span class="vi">Ảnh A: hình bạn vẽ</span><span class="en">Image A: your drawing</span>`;
+      this.z = this.aCode;
+      this.sliders.forEach((s, k) => {
+        const c = this.coordinate(this.z, k);
+        s.value = c;
+        s.nextElementSibling.textContent = c.toFixed(2);
+      });
+      this.render(this.aStatus, image, probs);
     }
 
     interpStatus(t) {
@@ -149,7 +175,7 @@
       this.interp.addEventListener("input", () => {
         const t = +this.interp.value;
         this.interp.nextElementSibling.textContent = t.toFixed(2);
-        this.show(ll.nn.interpolate(this.code(this.a), this.code(this.b), t, this.data.kind === "vae"),
+        this.show(ll.nn.interpolate(this.aCode, this.bCode, t, this.data.kind === "vae"),
                   this.interpStatus(t));
       });
       root.querySelector(".sample").addEventListener("click", () => {
@@ -158,7 +184,7 @@
         this.show(ll.nn.sampleMixture(this.mixture, this.dim),
                   `<span class="vi">Mẫu từ ${what[0]}</span><span class="en">A sample from ${what[1]}</span>`);
       });
-      root.querySelector(".reset").addEventListener("click", () => this.select("A", this.a));
+      root.querySelector(".reset").addEventListener("click", () => this.show(this.aCode, this.aStatus));
     }
   }
 

@@ -1,35 +1,62 @@
-// Loads each results folder's page_data.js, then builds the explorers, the table and the gallery.
-// A model whose folder has no data yet gets a line telling which script to run; the rest works.
-// window.latentlab.models and window.latentlab.decode(name, z) are the tests' hook.
+// Loads page/shared_data.js and each results folder's page_data.js, inflates the weights, then builds
+// the drawing pad, the explorers, the table and the gallery. A model whose folder has no data yet
+// gets a line telling which script to run; the rest works. The tests' hooks on window.latentlab:
+// models, decode(name, z), encode(name, pixels), classify(pixels), drawn(), clearDrawing(),
+// preprocess(ink, w, h), lastUpdateMs, renderMs.
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
   const MODELS = window.LATENTLAB_MODELS;
 
   // A <script> per data file (fetch() is refused on file://); resolves true when it loaded.
-  function load(model) {
+  function load(src) {
     return new Promise((resolve) => {
       const s = document.createElement("script");
-      s.src = `${encodeURI(model.dir)}/page_data.js?v=${Date.now()}`;  // never a stale copy on reload
+      s.src = `${encodeURI(src)}?v=${Date.now()}`;  // never a stale copy on reload
       s.onload = () => resolve(true);
       s.onerror = () => resolve(false);
       document.head.appendChild(s);
     });
   }
 
-  function panels(containerId, models, datasets, decoders, Explorer) {
-    const box = document.getElementById(containerId);
+  // One explorer per model in the container (or the line that says which script to run);
+  // returns {key: explorer}.
+  function panels(containerId, models, datasets, make) {
+    const box = document.getElementById(containerId), made = {};
     box.innerHTML = "";
     for (const m of models) {
       const panel = document.createElement("div");
       panel.className = "panel";
       box.appendChild(panel);
       if (datasets[m.key]) {
-        new Explorer(panel, datasets[m.key], decoders[m.key]);
+        made[m.key] = make(panel, datasets[m.key]);
       } else {
         panel.innerHTML = `<h3>${m.label}</h3><p class="missing">${ll.gallery.runLine(m, null)}</p>`;
       }
     }
+    return made;
+  }
+
+  // The shared pool of test digits: labels, and pixels(i) as 784 intensities (16 grey levels).
+  async function testPool(shared) {
+    const levels = await ll.nn.inflate(shared.pool.levels);
+    return {index: shared.pool.index, labels: ll.nn.bytes(shared.pool.labels),
+            pixels: (i) => Float32Array.from(levels.subarray(784 * i, 784 * (i + 1)), (v) => v / 15)};
+  }
+
+  // Hovering or tapping test point i in one 2-D scatter rings it in both and shows it below them.
+  function linker(explorers, pool, lenet) {
+    const box = document.getElementById("linked"), canvas = box.querySelector("canvas");
+    return (i) => {
+      Object.values(explorers).forEach((e) => e.setLinked(i));
+      const image = pool.pixels(i);
+      ll.nn.paintDigit(canvas, image);
+      box.querySelector(".what").innerHTML =
+        `<span class="vi">Ảnh test #${pool.index[i]}, chữ số ${pool.labels[i]}</span>` +
+        `<span class="en">Test image #${pool.index[i]}, digit ${pool.labels[i]}</span> · ${ll.verdict(lenet.classify(image))}`;
+      box.classList.add("on");
+      ll.linked = i;
+    };
   }
 
   function legend() {
@@ -52,18 +79,32 @@
 
   async function main() {
     languageToggle();
-    const present = await Promise.all(MODELS.map(load));
-    const all = window.LATENTLAB_DATA || {};
-    const datasets = {}, decoders = {};
-    MODELS.forEach((m, i) => {
-      if (present[i] && all[m.key]) {
-        datasets[m.key] = all[m.key];
-        decoders[m.key] = new ll.nn.Decoder(all[m.key].decoder);
-      }
-    });
+    const [sharedLoaded, ...present] = await Promise.all(
+      ["page/shared_data.js", ...MODELS.map((m) => `${m.dir}/page_data.js`)].map(load));
+    const all = window.LATENTLAB_DATA || {}, shared = window.LATENTLAB_SHARED;
+    if (!sharedLoaded || !shared) throw new Error("page/shared_data.js is missing: run python Models/train_classifier.py --stats-only");
+    const lenet = new ll.nn.LeNet(shared.classifier.names, await ll.nn.unpack(shared.classifier.packed));
+    const pool = await testPool(shared);
+    const datasets = {}, decoders = {}, encoders = {}, poolCodes = {};
+    await Promise.all(MODELS.map(async (m, i) => {
+      const d = present[i] && all[m.key];
+      if (!d) return;
+      datasets[m.key] = d;
+      decoders[m.key] = new ll.nn.Decoder(d.decoder.sizes, await ll.nn.unpack(d.decoder.packed));
+      encoders[m.key] = new ll.nn.Encoder(d.encoder.sizes, await ll.nn.unpack(d.encoder.packed), d.kind);
+      poolCodes[m.key] = d.latent_dim === 2 ? ll.nn.float16(d.scatter.codes) : (await ll.nn.unpack(d.pool_codes))[0];
+    }));
     legend();
-    panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets, decoders, ll.Explorer2D);
-    panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets, decoders, ll.Explorer32D);
+    const explorers2d = {}, link = linker(explorers2d, pool, lenet);
+    Object.assign(explorers2d, panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets,
+      (panel, d) => new ll.Explorer2D(panel, d, decoders[d.key], lenet, pool.labels, link)));
+    const explorers32d = panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets,
+      (panel, d) => new ll.Explorer32D(panel, d, decoders[d.key], lenet));
+    const explorers = {...explorers2d, ...explorers32d};
+    const drawModels = MODELS.filter((m) => datasets[m.key]).map((m) => ({
+      key: m.key, label: m.label, kind: datasets[m.key].kind, latent_dim: m.latent_dim,
+      encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
+    const draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
     ll.gallery.table(MODELS, datasets);
     ll.gallery.gallery(MODELS, datasets);
 
@@ -75,6 +116,15 @@
     ll.missing = MODELS.filter((m) => !datasets[m.key]).map((m) => m.key);
     ll.data = datasets;
     ll.decode = (name, z) => Array.from(decoders[name].decode(Float32Array.from(z)));
+    ll.encode = (name, pixels) => {
+      const c = encoders[name].encode(Float32Array.from(pixels));
+      return {mean: Array.from(c.mean), logvar: c.logvar && Array.from(c.logvar)};
+    };
+    ll.classify = (pixels) => lenet.classify(Float32Array.from(pixels));
+    ll.drawn = () => draw.current && Array.from(draw.current);
+    ll.clearDrawing = () => { draw.pad.clear(); draw.update(); };
+    ll.preprocess = (ink, w, h) => { const out = ll.drawing.mnistStyle(Float32Array.from(ink), w, h); return out && Array.from(out); };
+    ll.drawSection = draw;
     ll.renderMs = performance.now();  // since navigation started
     ll.ready = true;
     document.body.classList.add("ready");

@@ -1,6 +1,7 @@
 """index.html in a real browser (Debian's Chromium driven by Playwright), opened over file:// from the
-committed results and from tiny real runs: no console errors, the page's decoder agrees with torch,
-the explorers answer to dragging, tapping and sliding, and a new run shows after a reload.
+committed results and from tiny real runs: no console errors, the page's encoders, decoders and
+LeNet agree with torch, a drawing is made into an MNIST digit as the Python reference does, the
+explorers answer to drawing, dragging, tapping and sliding, and a new run shows after a reload.
 
 Without Chromium (``apt-get install chromium``) the browser tests skip with one line; the others run.
 """
@@ -8,6 +9,7 @@ import base64
 import json
 import re
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,15 @@ import pytest
 import torch
 
 from conftest import REPO, SPECS, read_metrics, run_script
-from latentlab.checkpoints import load_model
+from latentlab.checkpoints import load_classifier, load_model
+from latentlab.data import load_mnist
 from latentlab.metrics import table_cells
 from latentlab.page import FILE as PAGE_DATA
+from latentlab.page import float16_bits, packed, pool_index
+from latentlab.preprocess import mnist_style
 
-BUDGET = 8 * 2 ** 20  # everything the page loads but its pictures
+BUDGET = 10 * 2 ** 20  # everything the page loads at first render but its pictures
+PAD = 280              # the drawing pad's raster (page/drawing.js)
 
 
 def read_page_data(folder):
@@ -39,8 +45,82 @@ def test_the_page_lists_the_registry_models():
     assert page_models() == [(k, s.results_dir, s.script, str(s.latent_dim)) for k, s in SPECS.items()]
 
 
+def unpack(spec):
+    """page.packed back into float32 arrays, as page/nn.js unpacks it."""
+    raw = np.frombuffer(zlib.decompress(base64.b64decode(spec["data"])), np.uint8)
+    half = len(raw) // 2
+    values = (raw[:half].astype(np.uint16) << 8 | raw[half:]).view("<f2").astype(np.float32)
+    out, at = [], 0
+    for shape in spec["shapes"]:
+        size = int(np.prod(shape))
+        out.append(values[at:at + size].reshape(shape))
+        at += size
+    return out
+
+
+def test_packed_weights_round_trip_to_their_float16_values():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((7, 5)).astype(np.float32), rng.standard_normal(3) * 100, np.zeros((2, 2))]
+    for drop in (0, 3):
+        back = unpack(packed(arrays, drop))
+        for a, b in zip(arrays, back):
+            assert b.shape == a.shape
+            assert np.array_equal(float16_bits(b), float16_bits(a, drop))
+            assert np.allclose(b, a, rtol=2.0 ** (drop - 10), atol=1e-7)  # at most half a kept ulp off
+
+
+def stroke_raster(points, width=20.0, size=PAD):
+    """A synthetic anti-aliased stroke through ``points`` (pixel coordinates) on a size x size pad."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    dist = np.full((size, size), np.inf)
+    for (ax, ay), (bx, by) in zip(points[:-1], points[1:]):
+        t = np.clip(((xx - ax) * (bx - ax) + (yy - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9), 0, 1)
+        dist = np.minimum(dist, np.hypot(xx - ax - t * (bx - ax), yy - ay - t * (by - ay)))
+    return np.clip(width / 2 - dist + 0.5, 0, 1)
+
+
+def ring(cx, cy, rx, ry, n=40):
+    a = np.linspace(0, 2 * np.pi, n + 1)
+    return list(zip(cx + rx * np.cos(a), cy + ry * np.sin(a)))
+
+
+STROKES = {  # name: points on the 280 x 280 pad
+    "bar": [(140, 40), (142, 240)],
+    "ring": ring(140, 140, 60, 90),
+    "seven": [(60, 50), (220, 50), (110, 250)],
+    "small corner L": [(20, 20), (20, 80), (50, 80)],
+    "wide dash": [(30, 200), (250, 215)],
+}
+
+
+def centre_and_size(digit):
+    """(centre of mass (x, y) with pixel centres at +0.5, longer side of the ink's bounding box)."""
+    img = np.asarray(digit, dtype=np.float64).reshape(28, 28)
+    mass = img.sum()
+    ys, xs = np.nonzero(img > 0)
+    com = ((img.sum(0) * (np.arange(28) + 0.5)).sum() / mass, (img.sum(1) * (np.arange(28) + 0.5)).sum() / mass)
+    return com, max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+
+
+@pytest.mark.parametrize("name", list(STROKES))
+def test_the_reference_preprocessing_centres_and_scales_like_mnist(name):
+    raster = stroke_raster(STROKES[name])
+    digit = mnist_style(raster)
+    (cx, cy), side = centre_and_size(digit)
+    assert abs(cx - 14) < 0.1 and abs(cy - 14) < 0.1  # the drawing's own centre lands at 14 exactly; pixels round it
+    assert side in (20, 21)  # 20 px, one more where the box starts between two pixels
+    assert abs(digit.sum() - raster.sum() * (20 / side_of(raster)) ** 2) < 1e-6 * raster.sum()  # ink kept
+    assert mnist_style(np.zeros((PAD, PAD))).sum() == 0
+
+
+def side_of(raster):
+    ys, xs = np.nonzero(raster > 0)
+    return max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+
+
 def test_committed_page_data_fits_the_budget_and_matches_its_run():
     loaded = [REPO / "index.html", *(REPO / "page").glob("*.js"), *(REPO / "page").glob("*.css")]
+    assert REPO / "page" / "shared_data.js" in loaded
     loaded += [REPO / s.results_dir / PAGE_DATA for s in SPECS.values()]
     assert sum(p.stat().st_size for p in loaded) <= BUDGET
     for key, spec in SPECS.items():
@@ -240,4 +320,131 @@ def test_a_model_without_results_says_which_script_to_run(browser, site, tmp_pat
     # the only error is the browser's own line for the absent file; the rest of the page works
     assert all("ERR_FILE_NOT_FOUND" in e for e in page.errors), page.errors
     assert len(page.js("window.latentlab.decode('ae32', new Array(32).fill(0))")) == 784
+    page.close()
+
+
+# --------------------------------------------------------------------------- drawing, encoders, LeNet
+
+@pytest.fixture(scope="module")
+def committed_page(browser):
+    page = Page(browser, REPO)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def test_digits():
+    d = load_mnist()
+    return d.x_test[:100], d.y_test[:100]
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_the_page_encodes_like_torch(committed_page, test_digits, key):
+    spec, (x, _) = SPECS[key], test_digits
+    model, _ = load_model(REPO / spec.results_dir / "model.pt", spec)
+    with torch.no_grad():
+        out = model.encoder(x).numpy()
+    mean, logvar = out[:, :spec.latent_dim], out[:, spec.latent_dim:]
+    got = committed_page.js(f"(xs) => xs.map((x) => window.latentlab.encode('{key}', x))", x.tolist())
+    got_mean = np.array([g["mean"] for g in got])
+    rel = np.abs(got_mean - mean) / mean.std(0)  # in units of each dimension's spread over the images
+    assert rel.max() <= 0.02 and rel.mean() <= 0.005, (key, rel.max(), rel.mean())
+    if spec.kind == "vae":
+        assert np.abs(np.array([g["logvar"] for g in got]) - logvar).max() <= 0.05
+    else:
+        assert all(g["logvar"] is None for g in got)
+    assert committed_page.errors == []
+
+
+def test_the_page_classifies_like_torch(committed_page, test_digits):
+    x, y = test_digits
+    with torch.no_grad():
+        expected = torch.softmax(load_classifier("cpu")(x), 1).numpy()
+    got = np.array(committed_page.js("(xs) => xs.map((x) => window.latentlab.classify(x))", x.tolist()))
+    assert got.shape == (100, 10) and np.abs(got - expected).max() <= 0.01, np.abs(got - expected).max()
+    assert (got.argmax(1) == expected.argmax(1)).sum() >= 99
+
+
+def test_the_page_shows_the_pool_it_claims(committed_page):
+    """The pool's labels in the page are those of the test digits page.py picked."""
+    shared = committed_page.js("window.LATENTLAB_SHARED.pool.index")
+    assert shared == pool_index(10_000).tolist()
+
+
+def test_the_page_preprocesses_like_the_python_reference(committed_page):
+    for name, points in STROKES.items():
+        raster = stroke_raster(points)
+        got = np.array(committed_page.js("(r) => window.latentlab.preprocess(r, 280, 280)", raster.ravel().tolist()))
+        assert np.abs(got - mnist_style(raster)).max() <= 0.05, name
+    assert committed_page.js("window.latentlab.preprocess(new Array(280 * 280).fill(0), 280, 280)") is None
+
+
+def draw(page, strokes, touch=False):
+    """Draw ``strokes`` (lists of points on the 280-px pad) with the mouse (or taps) on #draw-pad."""
+    box = page.box("#draw-pad")
+    at = lambda p: (box["x"] + p[0] * box["width"] / PAD, box["y"] + p[1] * box["height"] / PAD)  # noqa: E731
+    for points in strokes:
+        if touch:
+            for p in points:
+                page.tab.touchscreen.tap(*at(p))
+            continue
+        page.tab.mouse.move(*at(points[0]))
+        page.tab.mouse.down()
+        for p in points[1:]:
+            page.tab.mouse.move(*at(p), steps=6)
+        page.tab.mouse.up()
+    page.tab.wait_for_timeout(100)  # the update runs on the next animation frame
+
+
+def test_a_drawn_digit_is_centred_scaled_classified_and_placed(committed_page):
+    page = committed_page
+    page.js("window.latentlab.clearDrawing()")
+    assert page.js("window.latentlab.drawn()") is None
+    planes = {k: page.canvas(f"#explore-{k}-plane") for k in ("ae2", "vae2")}
+    draw(page, [[(140, 40), (140, 140), (141, 240)]])  # a vertical bar
+    bar = page.js("window.latentlab.drawn()")
+    (cx, cy), side = centre_and_size(bar)
+    assert abs(cx - 14) <= 1 and abs(cy - 14) <= 1 and abs(side - 20) <= 1, (cx, cy, side)
+    assert int(np.argmax(page.js("window.latentlab.classify(window.latentlab.drawn())"))) == 1
+    assert "LeNet: 1" in page.tab.inner_text("#draw-verdict")
+    for key in ("ae2", "vae2"):  # the drawing's code is marked on both planes
+        assert page.canvas(f"#explore-{key}-plane") != planes[key], key
+    for key in ("ae32", "vae32"):  # and is image A of the 32-D explorers
+        assert "your drawing" in page.tab.inner_text(f"#explore-{key}-status") or \
+            "hình bạn vẽ" in page.tab.inner_text(f"#explore-{key}-status")
+    assert len(page.tab.locator(".drawmodel").all()) == 4
+    page.js("window.latentlab.clearDrawing()")
+    draw(page, [ring(140, 140, 55, 85)])
+    assert int(np.argmax(page.js("window.latentlab.classify(window.latentlab.drawn())"))) == 0
+    assert page.js("window.latentlab.lastUpdateMs") > 0
+    assert page.errors == []
+
+
+def test_hovering_a_test_point_links_the_two_planes(committed_page):
+    page = committed_page
+    shared = committed_page.js("window.LATENTLAB_SHARED.pool.labels.length") > 0
+    assert shared
+    data = read_page_data(REPO / SPECS["ae2"].results_dir)
+    codes = np.frombuffer(base64.b64decode(data["scatter"]["codes"]), "<f2").astype(np.float32).reshape(-1, 2)
+    # a test point in the default view: the one nearest the view's centre
+    view = np.array(page.js("window.latentlab.drawSection.models[0].explorer.view"))
+    target = int(np.argmin(np.abs(codes - view.mean(1)).sum(1)))
+    px = page.js(f"window.latentlab.drawSection.models[0].explorer.toPx([{codes[target][0]}, {codes[target][1]}])")
+    box = page.box("#explore-ae2-plane")
+    page.tab.mouse.move(box["x"] + px[0], box["y"] + px[1])
+    linked = page.js("window.latentlab.linked")
+    assert linked is not None and np.hypot(*(codes[linked] - codes[target])) < 0.5 * np.ptp(view)
+    assert page.js("window.latentlab.drawSection.models[1].explorer.linked") == linked  # VAE 2-D
+    assert f"#{pool_index(10_000)[linked]}" in page.tab.inner_text("#linked")
+    assert page.errors == []
+
+
+def test_drawing_with_a_finger_on_a_phone_screen(browser, site):
+    page = Page(browser, site, width=390, touch=True)
+    box = page.box("#draw-pad")
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    draw(page, [[(140, 60), (140, 120), (140, 180), (140, 230)]], touch=True)
+    assert page.js("window.latentlab.drawn()") is not None
+    assert page.js("document.documentElement.scrollWidth") <= 390
+    assert page.errors == []
     page.close()

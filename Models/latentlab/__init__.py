@@ -1,6 +1,7 @@
 """Shared code behind the four scripts in ``Models/``: one module per concern.
 
 - ``data``: MNIST from the bundled IDX files, checked, as tensors on the device
+- ``preprocess``: a drawing made into an MNIST digit (the reference for the page's drawing pad)
 - ``models``: the MLP autoencoder, the VAE and the LeNet used to judge samples (nothing else)
 - ``losses``: reconstruction and KL terms (where the VAE loss lives)
 - ``training``: the batch loop, evaluation passes, the state an interrupted run resumes from
@@ -8,7 +9,7 @@
 - ``metrics``: everything written to ``metrics.json``
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``figures``: static PNGs;  ``animations``: GIFs
-- ``page``: the data file through which ``index.html`` shows a results folder
+- ``page``: the data files through which ``index.html`` shows a results folder (and the LeNet)
 - ``results``: evaluate and draw a run into its staging folder
 - ``folders``: one writer per results folder (an OS lock), staging, atomic swap, repair after a crash
 - ``cli``: flags, devices, seeding, the run, one-line errors

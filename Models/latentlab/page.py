@@ -1,15 +1,19 @@
-"""The page's data file of one results folder, ``page_data.js``: everything ``index.html`` shows of
-this model. That is its row of the metrics table, the pictures the folder holds, and what the live
-explorer needs: the decoder's weights (float16), a sample of test codes with their digits, and for
-32-D codes a few test images with their codes, the directions the sliders move along and the
-distribution the "sample" button draws from.
+"""The page's data files. ``page_data.js`` in each results folder holds everything ``index.html``
+shows of that model: its row of the metrics table, the pictures the folder holds, the encoder's and
+the decoder's weights, the codes of a fixed pool of test digits (the 2-D scatter, the nearest
+neighbours of a drawing), and for 32-D codes a few test images with their codes, the directions
+the sliders move along and the distribution the "sample" button draws from. ``page/shared_data.js``
+holds what the four share: the pool's pixels and labels and the LeNet judge.
 
 A ``<script src>`` file, not JSON: browsers refuse ``fetch`` of files opened from ``file://``.
-Large arrays travel as base64 of little-endian binary, about a third of the size of JSON numbers.
+Large arrays travel as base64 of little-endian binary, about a third of the size of JSON numbers;
+weights as float16, byte-shuffled and deflated (``packed``), which the page inflates with the
+browser's DecompressionStream.
 """
 import base64
 import json
 import time
+import zlib
 
 import numpy as np
 import torch
@@ -19,9 +23,16 @@ from .animations import central_limits
 from .metrics import TABLE_COLUMNS, table_cells
 
 FILE = "page_data.js"
-SCATTER_POINTS = 3000   # test codes drawn under the 2-D explorer's marker
+SHARED_FILE = "shared_data.js"  # in page/
+POOL = 2000             # test digits the page knows by their pixels: the 2-D scatter, nearest neighbours
 THUMBS_PER_DIGIT = 2    # start images offered by the 32-D explorer
 DIRECTIONS = 8          # sliders of the 32-D explorer
+# Low mantissa bits of float16 rounded away before packing (each bit: ~6% smaller once deflated),
+# so that the page's data stays within 10 MiB. Measured against float32 on 1,000 test digits: the
+# encoders need all 10 mantissa bits (their means then stay within 0.6% of a dimension's spread; the
+# bound is 2%, and one bit fewer reaches 1.6%), the decoders keep every pixel within 0.013 with 7
+# (bound 0.02); codes of the pool only rank neighbours, 6 bits do.
+DROP_BITS = {"encoder": 0, "decoder": 3, "classifier": 2, "codes": 4}
 
 
 def b64(array, dtype):
@@ -29,23 +40,52 @@ def b64(array, dtype):
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
-def decoder_weights(model):
-    """Layer sizes and float16 weights (out x in, row-major) and biases of the decoder MLP, ReLU
-    between layers and a sigmoid after the last: float16 keeps every decoded pixel within 0.002 of
-    float32 (measured on the four models; int8 with per-row scales missed by up to 0.11)."""
-    layers = [m for m in model.decoder if isinstance(m, torch.nn.Linear)]
-    return {"sizes": [layers[0].in_features] + [m.out_features for m in layers],
-            "weights": [b64(m.weight.detach().cpu().numpy(), "f2") for m in layers],
-            "biases": [b64(m.bias.detach().cpu().numpy(), "f2") for m in layers]}
+def float16_bits(array, drop_bits=0):
+    """``array`` as float16 bit patterns (uint16), the lowest ``drop_bits`` mantissa bits rounded
+    away (to nearest, ties to even)."""
+    h = np.asarray(array, dtype=np.float32).astype("<f2").view(np.uint16).astype(np.uint32)
+    if drop_bits:
+        h = ((h + (1 << (drop_bits - 1)) - 1 + ((h >> drop_bits) & 1)) >> drop_bits) << drop_bits
+    return h.astype(np.uint16)
 
 
-def scatter(codes, labels, kind, seed=0):
-    """A fixed random sample of test codes and the view the explorer opens on: the prior's ±3.5σ
-    square for the VAE, the central codes (as in the GIFs) for the AE."""
-    idx = np.sort(np.random.default_rng(seed).permutation(len(codes))[:SCATTER_POINTS])
+def packed(arrays, drop_bits=0):
+    """Float arrays as one base64 string of their float16 values, byte-shuffled (every high byte,
+    then every low byte: the high bytes, sign and exponent, deflate well) and zlib-deflated;
+    ``shapes`` lets the page cut it back into the arrays (page/nn.js, ``unpack``). Exact for the
+    float16 values: only the rounding to float16 (and the dropped bits) loses anything."""
+    arrays = [np.asarray(a) for a in arrays]
+    bits = np.concatenate([float16_bits(a, drop_bits).ravel() for a in arrays]) if arrays else np.zeros(0, np.uint16)
+    raw = bits.view(np.uint8).reshape(-1, 2)
+    data = zlib.compress(raw[:, 1].tobytes() + raw[:, 0].tobytes(), 9)
+    return {"shapes": [list(a.shape) for a in arrays], "drop_bits": drop_bits,
+            "data": base64.b64encode(data).decode()}
+
+
+def mlp_weights(sequential, drop_bits):
+    """Layer sizes, then weight (out x in, row-major) and bias of every Linear layer, packed; ReLU
+    between layers (the page adds the decoder's sigmoid and splits the VAE encoder's mean/log-variance)."""
+    layers = [m for m in sequential if isinstance(m, torch.nn.Linear)]
+    arrays = [t.detach().cpu().numpy() for m in layers for t in (m.weight, m.bias)]
+    return {"sizes": [layers[0].in_features] + [m.out_features for m in layers], "packed": packed(arrays, drop_bits)}
+
+
+def classifier_weights(net):
+    """The LeNet's parameters in ``named_parameters`` order (conv weights out x in x 5 x 5), packed."""
+    names, arrays = zip(*[(n, p.detach().cpu().numpy()) for n, p in net.named_parameters()])
+    return {"names": list(names), "packed": packed(arrays, DROP_BITS["classifier"])}
+
+
+def pool_index(n_test, seed=0):
+    """The fixed test digits the page shows by their pixels, in test-set order."""
+    return np.sort(np.random.default_rng(seed).permutation(n_test)[:POOL])
+
+
+def scatter(codes, kind):
+    """The pool's codes (float16) and the view the 2-D explorer opens on: the prior's ±3.5σ square
+    for the VAE, the central codes (as in the GIFs) for the AE."""
     view = ((-3.5, 3.5), (-3.5, 3.5)) if kind == "vae" else central_limits(codes)
-    return {"codes": b64(codes[idx], "f2"), "labels": b64(labels[idx], "u1"),
-            "view": [[float(a), float(b)] for a, b in view]}
+    return {"codes": b64(codes[pool_index(len(codes))], "f2"), "view": [[float(a), float(b)] for a, b in view]}
 
 
 def thumbs(x_test, labels, codes):
@@ -93,15 +133,30 @@ def page_data(spec, model, data, record, extras, figures):
         "table": {"columns": [c[1] for c in TABLE_COLUMNS], "cells": table_cells(record),
                   "values": {c[0]: record[c[0]] for c in TABLE_COLUMNS if c[0] in record}},
         "figures": list(figures),
-        "decoder": decoder_weights(model),
+        "encoder": mlp_weights(model.encoder, DROP_BITS["encoder"]),
+        "decoder": mlp_weights(model.decoder, DROP_BITS["decoder"]),
     }
     if spec.latent_dim == 2:
-        out["scatter"] = scatter(extras["test_codes"], labels, spec.kind)
+        out["scatter"] = scatter(extras["test_codes"], spec.kind)
     else:
+        out["pool_codes"] = packed([extras["test_codes"][pool_index(len(labels))]], DROP_BITS["codes"])
         out["thumbs"] = thumbs(data.x_test, labels, extras["test_codes"])
         out["directions"] = directions(spec.kind, extras["train_codes"], extras["kl_per_dim"])
         out["sampler"] = sampler(spec.kind, spec.latent_dim, extras["density"])
     return out
+
+
+def shared_data(net, x_test, y_test):
+    """What the four models' panels share: the pool's digits and labels, and the LeNet judge.
+
+    The pool's pixels are only shown, never encoded, so 16 grey levels suffice (the page scales
+    them by 17): deflated, 0.25 MB instead of 0.6 MB for 8 bits.
+    """
+    idx = pool_index(len(x_test))
+    levels = (x_test[idx].cpu().numpy() * 15).round().astype(np.uint8)
+    return {"pool": {"index": idx.tolist(), "labels": b64(y_test[idx].cpu().numpy(), "u1"),
+                     "levels": base64.b64encode(zlib.compress(levels.tobytes(), 9)).decode()},
+            "classifier": classifier_weights(net)}
 
 
 def write(path, data):
@@ -110,3 +165,10 @@ def write(path, data):
     path.write_text("// Written by the model's script for index.html; regenerated by every run.\n"
                     "window.LATENTLAB_DATA = window.LATENTLAB_DATA || {};\n"
                     f"window.LATENTLAB_DATA[{json.dumps(data['key'])}] = {text};\n", encoding="utf-8")
+
+
+def write_shared(path, data):
+    """``path`` (page/shared_data.js) as a script that sets ``window.LATENTLAB_SHARED``."""
+    text = json.dumps(data, separators=(",", ":"))
+    path.write_text("// Written by Models/train_classifier.py (--stats-only keeps the weights) for index.html.\n"
+                    f"window.LATENTLAB_SHARED = {text};\n", encoding="utf-8")
