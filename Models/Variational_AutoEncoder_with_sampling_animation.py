@@ -13,7 +13,7 @@ SPEC = ModelSpec(
     kind="vae",
     latent_dim=2,
     results_dir="Kết_quả_huấn_luyện_Variational_Autoecoder/2D_latent_VAE",
-    figures=("latent_grid", "classified_plane", "vae_latent_walk", "posterior_evolution"),
+    figures=("latent_grid", "classified_plane", "vae_latent_walk", "posterior_evolution", "true_posterior"),
     epochs=30, batch_size=256, lr=2e-3,
 )
 

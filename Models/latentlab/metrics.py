@@ -10,6 +10,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
+from . import exact
 from .checkpoints import CLASSIFIER_PATH, load_classifier
 from .losses import gaussian_kl, softplus_sum
 
@@ -22,6 +23,7 @@ TABLE_COLUMNS = [
     ("test_bce", "BCE (nats)", "{:.1f}", "low"),
     ("test_neg_elbo", "−ELBO (nats)", "{:.1f}", "low"),
     ("test_nll_iwae", "IWAE NLL (nats)", "{:.1f}", "low"),
+    ("test_nll_exact", "exact NLL (nats)", "{:.1f}", "low"),
     ("knn_accuracy", "kNN acc.", "{:.3f}", "high"),
     ("recon_accuracy", "recon acc.", "{:.3f}", "high"),
     ("sample_confidence", "sample conf.", "{:.3f}", "high"),
@@ -45,16 +47,18 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
 
 
 @torch.no_grad()
-def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20):  # 2000-row chunks stay in cache: fastest
+def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2000-row chunks: fastest
     """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
 
     -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); with k = 1 this is the
-    one-sample negative ELBO, and it tightens as k grows.
+    one-sample negative ELBO, and it tightens as k grows. ``per_image``: instead, per image (numpy),
+    the bound and the k-sample estimate of the negative ELBO (the mean of -log w over the same samples).
     """
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     log_2pi = math.log(2 * math.pi)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
+    bounds, elbos = [], []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
         mu, logvar = model.posterior(xb)
@@ -66,8 +70,27 @@ def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20):  # 2000-row chunks st
         log_pz = -0.5 * (z.pow(2) + log_2pi).sum(-1)
         log_qz = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)
         log_w = log_px + log_pz - log_qz
-        total += -(torch.logsumexp(log_w, dim=0) - math.log(k)).double().sum()
+        bound = -(torch.logsumexp(log_w, dim=0) - math.log(k)).double()
+        total += bound.sum()
+        if per_image:
+            bounds.append(bound.cpu())
+            elbos.append(-log_w.double().mean(0).cpu())
+    if per_image:
+        return torch.cat(bounds).numpy(), torch.cat(elbos).numpy()
     return float(total / x.shape[0])
+
+
+def exact_metrics(model, x, iwae, elbo):
+    """The 2-D VAE's exact -log p(x) (``exact``), its quadrature error measured on the first 1,000
+    images, and the two gaps to the per-image bounds ``iwae`` and ``elbo`` (``iwae_bound(per_image=True)``);
+    returns (metrics, per-image arrays for the figures)."""
+    nll = -exact.exact_log_px(model, x)
+    m = {"test_nll_exact": float(nll.mean()),
+         "nll_exact_error": max(exact.error_bound(model, x[:1000])),
+         "nll_exact_grid": {"step": exact.STEP, "range": exact.HALF_RANGE},
+         # Cremer, Li & Duvenaud (2018): -ELBO - log p(x) is the mean KL(q(z|x) || p(z|x))
+         "test_inference_gap": float((elbo - nll).mean()), "test_iwae_gap": float((iwae - nll).mean())}
+    return m, {"nll": nll, "elbo": elbo, "iwae": iwae}
 
 
 @torch.no_grad()
@@ -182,10 +205,14 @@ def quality_metrics(model, data, test, train_codes, seed=0):
     y_train, y_test = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
     m = {"test_mse": test["mse"], "test_bce": test["bce"],
          "knn_accuracy": knn_accuracy(train_codes, y_train, test_codes, y_test)}
-    density = kl_dims = None
+    density = kl_dims = per_image = None
     if model.kind == "vae":
         m["test_neg_elbo"], m["test_rec"], m["test_kl"] = test["loss"], test["rec"], test["kl"]
-        m["test_nll_iwae"], m["iwae_k"] = iwae_bound(model, data.x_test, seed=seed), IWAE_K
+        iwae, elbo = iwae_bound(model, data.x_test, seed=seed, per_image=True)
+        m["test_nll_iwae"], m["iwae_k"] = float(iwae.mean()), IWAE_K
+        if model.latent_dim == 2:
+            exact_m, per_image = exact_metrics(model, data.x_test, iwae, elbo)
+            m.update(exact_m)
         m["active_units"] = active_units(test_codes)
         kl_dims = kl_per_dimension(model, data.x_test)
     else:
@@ -203,5 +230,5 @@ def quality_metrics(model, data, test, train_codes, seed=0):
         m["fid_mnist"] = frechet_distance(feature_stats(sample_feats), reference_stats(net, data.x_test))
     extras = {"test_codes": test_codes, "train_codes": train_codes, "density": density,
               "samples": samples,
-              "kl_per_dim": kl_dims}
+              "kl_per_dim": kl_dims, "per_image": per_image}
     return m, extras
