@@ -63,7 +63,7 @@ def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2
         xb = x[start:start + batch_size]
         mu, logvar = model.posterior(xb)
         eps = torch.randn((k, *mu.shape), generator=gen, device=x.device)
-        z = mu + eps * torch.exp(0.5 * logvar)
+        z = model.sample(mu, logvar, eps)
         logits = model.decode(z)
         # log p(x|z) = -BCE = x.l - softplus(l), summed over pixels: reconstruction_bce, faster
         log_px = (logits * xb).sum(-1) - softplus_sum(logits)

@@ -67,11 +67,17 @@ class VAE(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
+    @staticmethod
+    def sample(mu, logvar, eps=None):
+        """z ~ q(z|x) by the reparameterisation trick (Kingma & Welling, section 2.4): z = mu + sigma * eps,
+        sigma = exp(logvar / 2), eps ~ N(0, I) (drawn here unless given)."""
+        if eps is None:
+            eps = torch.randn_like(mu)
+        return mu + eps * torch.exp(0.5 * logvar)
+
     def forward(self, x):
         mu, logvar = self.posterior(x)
-        # Reparameterisation trick (Kingma & Welling, section 2.4): z = mu + sigma * eps.
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.decode(z), mu, logvar
+        return self.decode(self.sample(mu, logvar)), mu, logvar
 
 
 class LeNet(nn.Module):

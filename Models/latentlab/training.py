@@ -130,7 +130,7 @@ def evaluate(model, x, seed=0, batch_size=1000, amp=None):
             if model.kind == "vae":
                 mu, logvar = (t.float() for t in model.posterior(xb))
                 eps = torch.randn(mu.shape, generator=gen, device=x.device)
-                _, rec, kl = vae_loss(model.decode(mu + eps * torch.exp(0.5 * logvar)), xb, mu, logvar)
+                _, rec, kl = vae_loss(model.decode(model.sample(mu, logvar, eps)), xb, mu, logvar)
             else:
                 mu = model.encode(xb).float()
                 rec = kl = torch.zeros((), device=x.device)

@@ -1,0 +1,117 @@
+"""Tests that fail when the science is wrong, whatever the code looks like: the reparameterised z
+has the posterior's mean and variance; a VAE whose decoder ignores z has every bound (−ELBO, IWAE at
+any k, the exact quadrature) equal to its closed-form −log p(x); on a trained 2-D VAE, IWAE does not
+loosen as k grows and stays above the exact value, and the quadrature converges."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab import exact
+from latentlab.data import load_mnist
+from latentlab.metrics import iwae_bound
+from latentlab.models import build_model
+from latentlab.training import evaluate, fit
+
+
+class Recorder(torch.nn.Module):
+    """A decoder that remembers the codes it was given and returns zero logits."""
+
+    def forward(self, z):
+        self.z = z.detach().clone()
+        return torch.zeros(len(z), 784)
+
+
+def test_sampled_codes_have_the_posterior_mean_and_variance():
+    torch.manual_seed(0)
+    model = build_model("vae", 3)
+    n = 200_000
+    mu = torch.tensor([1.0, -2.0, 0.3]).expand(n, 3)
+    logvar = torch.tensor([1.0, -1.5, 0.0]).expand(n, 3)
+    model.posterior = lambda x: (mu, logvar)
+    model.decoder = Recorder()
+    model(torch.zeros(n, 784))
+    z = model.decoder.z
+    var = logvar[0].exp()
+    # the sampling error of a mean is sigma / sqrt(n), of a variance sigma^2 sqrt(2 / n): 5 of each
+    assert torch.all((z.mean(0) - mu[0]).abs() < 5 * var.sqrt() / math.sqrt(n)), z.mean(0)
+    assert torch.all((z.var(0) - var).abs() < 5 * var * math.sqrt(2 / n)), (z.var(0), var)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist().x_test[:300]
+
+
+def z_blind_vae(mu=0.0):
+    """A 2-D VAE whose decoder ignores z (its first layer's weights are zero) and whose q(z|x) is
+    N(mu, I) for every x: then p(x|z) = p(x), and with mu = 0, q(z|x) = p(z) = p(z|x)."""
+    torch.manual_seed(1)
+    model = build_model("vae", 2)
+    with torch.no_grad():
+        model.decoder[0].weight.zero_()
+        model.encoder[-1].weight.zero_()
+        model.encoder[-1].bias.copy_(torch.tensor([mu, mu, 0.0, 0.0]))
+    return model.eval()
+
+
+def closed_form_nll(model, x):
+    """-log p(x) = sum over pixels of softplus(l) - x l, with the decoder's constant logits l."""
+    with torch.no_grad():
+        logits = model.decode(torch.zeros(1, 2))
+    return (torch.nn.functional.softplus(logits) - x * logits).sum(-1).double().mean().item()
+
+
+def test_every_bound_equals_the_closed_form_when_the_decoder_ignores_z(digits):
+    model = z_blind_vae()
+    truth = closed_form_nll(model, digits)
+    assert abs(evaluate(model, digits)["loss"] - truth) < 1e-3
+    for k in (1, 10, 100):
+        assert abs(iwae_bound(model, digits, k=k) - truth) < 1e-3, k
+    assert abs(-exact.exact_log_px(model, digits).mean() - truth) < 1e-3
+
+
+def test_with_q_off_the_prior_the_elbo_pays_exactly_the_kl_and_iwae_closes_the_gap(digits):
+    model = z_blind_vae(mu=1.0)  # q = N((1, 1), I), p(z|x) = N(0, I): KL = 1/2 |mu|^2 = 1 nat
+    truth = closed_form_nll(model, digits)
+    assert abs(evaluate(model, digits)["loss"] - (truth + 1.0)) < 1e-3
+    assert abs(-exact.exact_log_px(model, digits).mean() - truth) < 1e-3
+    gaps = [iwae_bound(model, digits, k=k) - truth for k in (1, 10, 1000)]
+    assert abs(gaps[0] - 1.0) < 0.1 and -0.02 < gaps[2] < gaps[1] < gaps[0], gaps  # k = 1000: noise only
+
+
+@pytest.fixture(scope="module")
+def trained_2d():
+    torch.manual_seed(0)
+    d = load_mnist()
+    d.x_train, d.y_train = d.x_train[:4000], d.y_train[:4000]
+    d.x_test, d.y_test = d.x_test[:400], d.y_test[:400]
+    model = build_model("vae", 2)
+    fit(model, d, epochs=3, batch_size=128, lr=2e-3, progress="none")
+    return model.eval(), d.x_test
+
+
+def test_iwae_tightens_with_k_and_stays_above_the_exact_value(trained_2d):
+    model, x = trained_2d
+    nll = -exact.exact_log_px(model, x)
+    bounds = {k: iwae_bound(model, x, k=k, per_image=True)[0] for k in (1, 10, 100, 1000)}
+    ks = sorted(bounds)
+    for small, big in zip(ks, ks[1:]):
+        diff = bounds[big] - bounds[small]
+        se = diff.std() / math.sqrt(len(diff))
+        assert diff.mean() <= 3 * se, (small, big, diff.mean(), se)
+    for k, b in bounds.items():
+        gap = b - nll
+        assert gap.mean() >= -3 * gap.std() / math.sqrt(len(gap)), (k, gap.mean())
+    assert bounds[1].mean() - nll.mean() > 0.5  # the tiny model's q is far from exact: a real gap
+
+
+def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained_2d):
+    model, x = trained_2d
+    coarse = exact.exact_log_px(model, x[:100], step=0.08, cell=5)
+    base = exact.exact_log_px(model, x[:100])
+    finer = exact.exact_log_px(model, x[:100], step=exact.STEP / 2, cell=2 * exact.CELL)
+    wider = exact.exact_log_px(model, x[:100], half_range=exact.HALF_RANGE + 2)
+    assert np.abs(finer - base).max() < 0.01 and np.abs(wider - base).max() < 1e-4
+    assert np.abs(finer - base).mean() < np.abs(coarse - finer).mean()  # the error shrinks with the step
