@@ -3,7 +3,8 @@
 // LeNet's verdict. The wheel, the +/− keys or buttons zoom (an AE's codes span very different
 // scales), ⟲ returns to the start. A drawing (draw.js) shows as a point (AE) or as the posterior's
 // mean with its 1σ and 2σ ellipses (VAE); hovering or tapping a test point links it to the other
-// 2-D panel (onLink).
+// 2-D panel (onLink). The VAE's panel can compute the true posterior p(z|x) of the drawing (or of the
+// linked test digit) on a grid (posterior.js) and draw it under q's ellipses, with −log p(x) and −ELBO.
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
@@ -23,8 +24,9 @@
   }
 
   class Explorer2D {
-    constructor(root, data, decoder, lenet, poolLabels, onLink) {
+    constructor(root, data, decoder, lenet, poolLabels, onLink, exact = null) {
       this.data = data;
+      this.exact = exact;  // {encoder, source(): {pixels, what} or null}, for the true posterior
       this.decoder = decoder;
       this.lenet = lenet;
       this.onLink = onLink;
@@ -52,12 +54,22 @@
             <canvas class="digit" id="explore-${data.key}-digit" width="28" height="28"></canvas>
             <div class="verdict" id="explore-${data.key}-verdict"></div>
             <div class="coords" id="explore-${data.key}-coords"></div>
+            ${exact ? `<button type="button" class="truepost" id="explore-${data.key}-true">
+              <span class="vi">Hậu nghiệm thật</span><span class="en">True posterior</span></button>
+              <progress id="explore-${data.key}-progress" max="1" value="0" hidden></progress>
+              <div class="exactline" id="explore-${data.key}-exact"></div>` : ""}
           </div>
         </div>`;
       this.plane = root.querySelector(".plane");
       this.digit = root.querySelector(".digit");
       this.coords = root.querySelector(".coords");
       this.verdictBox = root.querySelector(".verdict");
+      if (exact) {
+        this.trueButton = root.querySelector(".truepost");
+        this.progress = root.querySelector("progress");
+        this.exactLine = root.querySelector(".exactline");
+        this.trueButton.addEventListener("click", () => this.computeTrue());
+      }
       this.listen();
       this.resize();
       new ResizeObserver(() => this.resize()).observe(this.plane);
@@ -153,23 +165,32 @@
       return layer;
     }
 
-    // The drawing's code: a black cross (AE), or the posterior's mean and its 1σ, 2σ ellipses (VAE).
-    drawOverlay(ctx) {
-      if (this.linked !== null) {
-        const [lx, ly] = this.toPx([this.codes[2 * this.linked], this.codes[2 * this.linked + 1]]);
-        ctx.beginPath();
-        ctx.arc(lx, ly, 6, 0, 2 * Math.PI);
-        ctx.lineWidth = 2.5;
-        ctx.strokeStyle = "#111";
-        ctx.stroke();
+    // The true posterior's log density (12 nats deep) as a translucent heat map over its window.
+    drawPosterior(ctx) {
+      const w = this.posterior.window, n = w.n, layer = document.createElement("canvas");
+      layer.width = layer.height = n;
+      const lctx = layer.getContext("2d"), img = lctx.createImageData(n, n);
+      const top = Math.max(...w.logDensity);
+      for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) {
+        const t = Math.max(0, 1 + (w.logDensity[r * n + c] - top) / 12), o = 4 * ((n - 1 - r) * n + c);
+        img.data[o] = 120 + 135 * t; img.data[o + 1] = 20 + 60 * t; img.data[o + 2] = 120 - 80 * t;
+        img.data[o + 3] = Math.round(230 * t);
       }
-      if (!this.drawn) return;
-      const m = this.drawn.mean, [cx, cy] = this.toPx([m[0], m[1]]);
+      lctx.putImageData(img, 0, 0);
+      const h = (n - 1) / 2 * w.step + w.step / 2;
+      const [x0, y0] = this.toPx([w.c1 - h, w.c2 + h]), [x1, y1] = this.toPx([w.c1 + h, w.c2 - h]);
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(layer, x0, y0, Math.max(2, x1 - x0), Math.max(2, y1 - y0));
+    }
+
+    // q(z|x) as its mean (a cross) and, for a VAE, its 1σ and 2σ ellipses.
+    drawCode(ctx, code) {
+      const m = code.mean, [cx, cy] = this.toPx([m[0], m[1]]);
       ctx.strokeStyle = "#111";
       ctx.lineWidth = 2;
-      if (this.drawn.logvar) {
+      if (code.logvar) {
         const [ux] = this.toPx([m[0] + 1, m[1]]), [, uy] = this.toPx([m[0], m[1] + 1]);
-        const sx = Math.exp(0.5 * this.drawn.logvar[0]), sy = Math.exp(0.5 * this.drawn.logvar[1]);
+        const sx = Math.exp(0.5 * code.logvar[0]), sy = Math.exp(0.5 * code.logvar[1]);
         for (const k of [1, 2]) {
           ctx.beginPath();
           ctx.setLineDash(k === 2 ? [5, 4] : []);
@@ -187,9 +208,50 @@
       ctx.stroke();
     }
 
+    // The linked test point's ring, the true posterior, the drawing's code.
+    drawOverlay(ctx) {
+      if (this.linked !== null) {
+        const [lx, ly] = this.toPx([this.codes[2 * this.linked], this.codes[2 * this.linked + 1]]);
+        ctx.beginPath();
+        ctx.arc(lx, ly, 6, 0, 2 * Math.PI);
+        ctx.lineWidth = 2.5;
+        ctx.strokeStyle = "#111";
+        ctx.stroke();
+      }
+      if (this.posterior) {
+        this.drawPosterior(ctx);
+        this.drawCode(ctx, this.posterior.q);
+      }
+      if (this.drawn) this.drawCode(ctx, this.drawn);
+    }
+
+    // The true posterior of the drawing, or else of the linked test digit, computed in slices.
+    async computeTrue() {
+      const src = this.exact.source(), line = this.exactLine, bar = this.progress;
+      if (!src) {
+        line.innerHTML = `<span class="vi">Hãy vẽ một chữ số hoặc chọn một chấm trước.</span>` +
+                         `<span class="en">Draw a digit or pick a dot first.</span>`;
+        return null;
+      }
+      this.trueButton.disabled = true;
+      bar.hidden = false;
+      const began = performance.now();
+      const r = await ll.truePosterior(this.decoder, this.exact.encoder, src.pixels, (f) => { bar.value = f; });
+      bar.hidden = true;
+      this.trueButton.disabled = false;
+      this.posterior = r;
+      r.source = src.source;
+      const f = (v) => v.toFixed(2), secs = ((performance.now() - began) / 1000).toFixed(1);
+      line.innerHTML = `${src.what}: −log p(x) = <b>${f(r.negLogPx)}</b> nats, −ELBO = ${f(r.negElbo)}, ` +
+        `<span class="vi">khoảng cách</span><span class="en">gap</span> ${f(r.negElbo - r.negLogPx)} (${secs} s)`;
+      this.moveTo(r.mode);
+      return r;
+    }
+
     // A drawing's code (from draw.js) with its reconstruction and the LeNet's probabilities, or null.
     showDrawn(code, image, probs) {
       this.drawn = code;
+      if (this.posterior && this.posterior.source === "drawing") this.posterior = null;  // stale now
       if (code) {
         const [[x0, x1], [y0, y1]] = this.view, [a, b] = code.mean;
         if (a < x0 || a > x1 || b < y0 || b > y1) {  // widen the view to show it

@@ -2,7 +2,7 @@
 // the drawing pad, the explorers, the table and the gallery. A model whose folder has no data yet
 // gets a line telling which script to run; the rest works. The tests' hooks on window.latentlab:
 // models, decode(name, z), encode(name, pixels), classify(pixels), drawn(), clearDrawing(),
-// preprocess(ink, w, h), lastUpdateMs, renderMs.
+// preprocess(ink, w, h), exactPosterior(name, pixels), lastUpdateMs, renderMs.
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
@@ -96,15 +96,23 @@
     }));
     legend();
     const explorers2d = {}, link = linker(explorers2d, pool, lenet);
+    let draw = null;
+    // what the VAE's true-posterior button integrates: the drawing, else the linked test digit
+    const source = () => (draw && draw.current ? {pixels: draw.current, source: "drawing",
+                                                  what: `<span class="vi">Hình vẽ</span><span class="en">Drawing</span>`}
+      : ll.linked !== undefined ? {pixels: pool.pixels(ll.linked), source: "test",
+                                   what: `<span class="vi">Ảnh test</span><span class="en">Test image</span> #${pool.index[ll.linked]}`}
+      : null);
     Object.assign(explorers2d, panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets,
-      (panel, d) => new ll.Explorer2D(panel, d, decoders[d.key], lenet, pool.labels, link)));
+      (panel, d) => new ll.Explorer2D(panel, d, decoders[d.key], lenet, pool.labels, link,
+                                      d.kind === "vae" ? {encoder: encoders[d.key], source} : null)));
     const explorers32d = panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets,
       (panel, d) => new ll.Explorer32D(panel, d, decoders[d.key], lenet));
     const explorers = {...explorers2d, ...explorers32d};
     const drawModels = MODELS.filter((m) => datasets[m.key]).map((m) => ({
       key: m.key, label: m.label, kind: datasets[m.key].kind, latent_dim: m.latent_dim,
       encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
-    const draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
+    draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
     ll.gallery.table(MODELS, datasets);
     ll.gallery.gallery(MODELS, datasets);
 
@@ -125,6 +133,10 @@
     ll.clearDrawing = () => { draw.pad.clear(); draw.update(); };
     ll.preprocess = (ink, w, h) => { const out = ll.drawing.mnistStyle(Float32Array.from(ink), w, h); return out && Array.from(out); };
     ll.drawSection = draw;
+    ll.exactPosterior = async (name, pixels) => {  // the true posterior's figures for the tests
+      const r = await ll.truePosterior(decoders[name], encoders[name], Float32Array.from(pixels));
+      return {negLogPx: r.negLogPx, negElbo: r.negElbo, mode: r.mode};
+    };
     ll.renderMs = performance.now();  // since navigation started
     ll.ready = true;
     document.body.classList.add("ready");

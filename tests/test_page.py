@@ -448,3 +448,33 @@ def test_drawing_with_a_finger_on_a_phone_screen(browser, site):
     assert page.js("document.documentElement.scrollWidth") <= 390
     assert page.errors == []
     page.close()
+
+
+# --------------------------------------------------------------------------- the true posterior
+
+@pytest.mark.parametrize("index", [0, 1, 9])
+def test_the_pages_true_posterior_agrees_with_the_python_grid(committed_page, index):
+    from latentlab import exact
+    spec = SPECS["vae2"]
+    model, _ = load_model(REPO / spec.results_dir / "model.pt", spec)
+    x = load_mnist().x_test[index]
+    got = committed_page.js("(x) => window.latentlab.exactPosterior('vae2', x)", x.tolist())
+    expected = -exact.exact_log_px(model, x[None])[0]
+    assert abs(got["negLogPx"] - expected) <= 0.1, (got["negLogPx"], expected)
+    assert np.abs(np.array(got["mode"]) - exact.mode(model, x)).max() <= exact.STEP  # one grid cell
+    assert got["negElbo"] >= got["negLogPx"] - 0.01  # the bound holds (within quadrature error)
+
+
+def test_the_true_posterior_button_shows_the_exact_likelihood_of_a_drawing(committed_page):
+    page = committed_page
+    page.js("window.latentlab.clearDrawing()")
+    draw(page, [[(140, 40), (140, 140), (141, 240)]])
+    before = page.canvas("#explore-vae2-plane")
+    page.tab.click("#explore-vae2-true")
+    page.tab.wait_for_function("document.querySelector('#explore-vae2-exact').textContent.includes('log p(x)')",
+                               timeout=20_000)
+    text = page.tab.inner_text("#explore-vae2-exact")
+    assert "−ELBO" in text and page.canvas("#explore-vae2-plane") != before
+    numbers = [float(v) for v in re.findall(r"= (\d+\.\d+)", text)]
+    assert numbers[1] >= numbers[0] - 0.01  # −ELBO ≥ −log p(x)
+    assert page.errors == []

@@ -117,11 +117,13 @@ def posterior_grid(model, x, centre, width, points=161):
 
 @torch.no_grad()
 def mode(model, x):
-    """The true posterior's mode of one image, on the fine grid of its chosen cells."""
+    """The true posterior's mode of one image: the best point of the fine grid of its chosen cells,
+    refined on a 21 x 21 grid a tenth of the step apart around it."""
     centres, n = coarse_centres()
     coarse = log_joint(model, x[None], centres.to(x.device))
     cells = torch.nonzero(selected_cells(coarse, n)[0]).squeeze(1)
     pts = fine_points(cells, n)
-    lj = log_joint(model, x[None], pts.to(x.device))[0]
-    return pts[int(lj.argmax())].numpy()
-
+    top = pts[int(log_joint(model, x[None], pts.to(x.device))[0].argmax())]
+    offsets = (torch.arange(21) - 10) * STEP / 10
+    local = top + torch.cartesian_prod(offsets, offsets)
+    return local[int(log_joint(model, x[None], local.to(x.device))[0].argmax())].numpy()

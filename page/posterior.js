@@ -1,0 +1,136 @@
+// The true posterior p(z|x) of the 2-D VAE, computed in the page: log p(x|z) + log p(z) on grids
+// of z, the same integrand as Models/latentlab/exact.py (tests compare the two). A browser decodes
+// ~3,000 points a second, so instead of exact.py's fine grid over the whole plane it searches, then
+// integrates locally: a coarse 33 x 33 grid over [-5, 5]^2 (and q's mean) finds the candidates, two
+// zooms find the mode, and a 33 x 33 grid around the mode, 0.3 posterior widths a step, sums the
+// mass; the coarse points outside that window add what mass they hold. Runs in slices between
+// animation frames so the page stays responsive; onProgress(fraction) reports.
+(function () {
+  "use strict";
+  const ll = (window.latentlab = window.latentlab || {});
+  const LOG_2PI = Math.log(2 * Math.PI);
+  // Gauss-Hermite nodes and weights (7 points) for E_q[-log p(x|z)] in -ELBO
+  const GH_T = [-2.651961356835233, -1.673551628767471, -0.816287882858965, 0, 0.816287882858965,
+                1.673551628767471, 2.651961356835233];
+  const GH_W = [0.000971781245099519, 0.054515582819127, 0.425607252610128, 0.810264617556807,
+                0.425607252610128, 0.054515582819127, 0.000971781245099519];
+
+  function softplus(l) { return l > 0 ? l + Math.log1p(Math.exp(-l)) : Math.log1p(Math.exp(l)); }
+
+  // log p(x|z) for the decoder's logits at z
+  function logLik(decoder, x, z1, z2) {
+    const logits = decoder.forward(Float32Array.of(z1, z2));
+    let s = 0;
+    for (let i = 0; i < logits.length; i++) s += x[i] * logits[i] - softplus(logits[i]);
+    return s;
+  }
+
+  function logJoint(decoder, x, z1, z2) {
+    return logLik(decoder, x, z1, z2) - 0.5 * (z1 * z1 + z2 * z2) - LOG_2PI;
+  }
+
+  function logSumExp(values) {
+    let top = -Infinity;
+    for (const v of values) if (v > top) top = v;
+    if (top === -Infinity) return top;
+    let s = 0;
+    for (const v of values) s += Math.exp(v - top);
+    return top + Math.log(s);
+  }
+
+  const frame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  // A grid of n x n points (row-major: z2 outer, z1 inner) around (c1, c2) with the given step.
+  async function grid(decoder, x, c1, c2, step, n, work) {
+    const values = new Float64Array(n * n), half = (n - 1) / 2;
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < n; c++) values[r * n + c] = logJoint(decoder, x, c1 + (c - half) * step, c2 + (r - half) * step);
+      work.done += n;
+      if (r % 4 === 3) { work.report(); await frame(); }
+    }
+    return {c1, c2, step, n, values, z: (i) => [c1 + ((i % n) - half) * step, c2 + (Math.floor(i / n) - half) * step]};
+  }
+
+  function best(g) {
+    let b = 0;
+    for (let i = 1; i < g.values.length; i++) if (g.values[i] > g.values[b]) b = i;
+    return b;
+  }
+
+  // Zoom on each start point: 9 x 9 grids at step/4, twice; returns the best point found.
+  async function climb(decoder, x, starts, step, work) {
+    let top = null;
+    for (const [a, b] of starts) {
+      let g = await grid(decoder, x, a, b, step / 4, 9, work);
+      g = await grid(decoder, x, ...g.z(best(g)), step / 16, 9, work);
+      const i = best(g);
+      if (!top || g.values[i] > top.value) top = {z: g.z(i), value: g.values[i], grid: g};
+    }
+    return top;
+  }
+
+  // The posterior's spread around the mode from the last zoom grid's second moments (at least 1e-3).
+  function spread(g) {
+    const lse = logSumExp(g.values);
+    let m1 = 0, m2 = 0, v1 = 0, v2 = 0;
+    g.values.forEach((v, i) => { const w = Math.exp(v - lse), [a, b] = g.z(i); m1 += w * a; m2 += w * b; });
+    g.values.forEach((v, i) => { const w = Math.exp(v - lse), [a, b] = g.z(i); v1 += w * (a - m1) ** 2; v2 += w * (b - m2) ** 2; });
+    return Math.max(1e-3, Math.sqrt(Math.max(v1, v2)));
+  }
+
+  // -ELBO = E_q[-log p(x|z)] (7 x 7 Gauss-Hermite) + KL(q || N(0, I)) (closed form)
+  function negElbo(decoder, x, mean, logvar) {
+    const s = logvar.map((v) => Math.exp(0.5 * v));
+    let rec = 0;
+    for (let i = 0; i < 7; i++) for (let j = 0; j < 7; j++) {
+      const z1 = mean[0] + Math.SQRT2 * s[0] * GH_T[i], z2 = mean[1] + Math.SQRT2 * s[1] * GH_T[j];
+      rec -= GH_W[i] * GH_W[j] * logLik(decoder, x, z1, z2);
+    }
+    rec /= Math.PI;
+    let kl = 0;
+    for (let d = 0; d < 2; d++) kl += 0.5 * (mean[d] ** 2 + Math.exp(logvar[d]) - 1 - logvar[d]);
+    return rec + kl;
+  }
+
+  // {negLogPx, negElbo, mode, window: {c1, c2, step, n, logDensity}} of 784 intensities x.
+  async function truePosterior(decoder, encoder, x, onProgress = () => {}) {
+    const COARSE = 33, RANGE = 5, coarseStep = 2 * RANGE / (COARSE - 1), FINE = 33;
+    const work = {done: 0, total: COARSE * COARSE + 5 * 162 + FINE * FINE + 49,
+                  report() { onProgress(Math.min(1, this.done / this.total)); }};
+    const q = encoder.encode(x);
+    const coarse = await grid(decoder, x, 0, 0, coarseStep, COARSE, work);
+    const order = Array.from(coarse.values.keys()).sort((a, b) => coarse.values[b] - coarse.values[a]);
+    const starts = [...order.slice(0, 4).map((i) => coarse.z(i)), [q.mean[0], q.mean[1]]];
+    const top = await climb(decoder, x, starts, coarseStep, work);
+    let step = Math.min(0.3 * spread(top.grid), coarseStep / 16), fine;
+    for (let tries = 0; ; tries++) {  // widen the window until its border is 12 nats below the peak
+      fine = await grid(decoder, x, top.z[0], top.z[1], step, FINE, work);
+      let edge = -Infinity;
+      fine.values.forEach((v, i) => {
+        const r = Math.floor(i / FINE), c = i % FINE;
+        if (r === 0 || c === 0 || r === FINE - 1 || c === FINE - 1) edge = Math.max(edge, v);
+      });
+      if (edge < fine.values[best(fine)] - 12 || tries === 2) break;
+      step *= 2.5;
+      work.total += FINE * FINE;
+    }
+    const half = (FINE - 1) / 2 * step;
+    const outside = [];  // coarse points outside the fine window, each standing for its whole cell
+    coarse.values.forEach((v, i) => {
+      const [a, b] = coarse.z(i);
+      if (Math.abs(a - top.z[0]) > half + coarseStep / 2 || Math.abs(b - top.z[1]) > half + coarseStep / 2) {
+        outside.push(v + 2 * Math.log(coarseStep));
+      }
+    });
+    const inside = logSumExp(fine.values) + 2 * Math.log(step);
+    const logPx = logSumExp([inside, ...outside]);
+    const ne = negElbo(decoder, x, q.mean, q.logvar);
+    work.done = work.total;
+    work.report();
+    const m = best(fine);
+    return {negLogPx: -logPx, negElbo: ne, mode: fine.z(m), q,
+            window: {c1: top.z[0], c2: top.z[1], step, n: FINE, logDensity: Array.from(fine.values, (v) => v - logPx)}};
+  }
+
+  ll.truePosterior = truePosterior;
+})();
