@@ -115,3 +115,46 @@ def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained
     wider = exact.exact_log_px(model, x[:100], half_range=exact.HALF_RANGE + 2)
     assert np.abs(finer - base).max() < 0.01 and np.abs(wider - base).max() < 1e-4
     assert np.abs(finer - base).mean() < np.abs(coarse - finer).mean()  # the error shrinks with the step
+
+
+# ----------------------------------------------------------------- from the mutation run (mutation/)
+
+def test_the_mlps_have_a_relu_between_layers_and_none_after_the_last():
+    from latentlab.models import mlp
+    kinds = [type(m).__name__ for m in mlp([3, 4, 5, 6])]
+    assert kinds == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    for kind in ("ae", "vae"):
+        model = build_model(kind, 2, hidden=(64, 32))
+        sizes = [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)]
+        assert sizes == [32, 64, 784] and model.hidden == (64, 32)
+
+
+def test_bfloat16_logits_are_scored_in_float32():
+    from latentlab.losses import reconstruction_bce
+    torch.manual_seed(4)
+    logits, x = (torch.randn(16, 784) * 4).bfloat16(), torch.rand(16, 784)
+    exact_value = reconstruction_bce(logits.double(), x.double())
+    assert torch.allclose(reconstruction_bce(logits, x).double(), exact_value, rtol=1e-6, atol=1e-3)
+
+
+def test_the_fine_grid_tiles_each_coarse_cell():
+    centres, n = exact.coarse_centres()
+    cells = torch.tensor([0, 1, n, n * n - 1, 57 * n + 63])
+    pts = exact.fine_points(cells, n).view(len(cells), exact.CELL ** 2, 2)
+    side = exact.STEP * exact.CELL
+    for c, p in zip(cells, pts):
+        lo = centres[c] - side / 2
+        assert torch.all(p > lo) and torch.all(p < lo + side)           # inside its own cell
+        assert torch.allclose(p.mean(0), centres[c], atol=1e-5)         # centred on it
+        assert len(torch.unique(torch.floor(p / exact.STEP), dim=0)) == exact.CELL ** 2  # one point a step
+    assert torch.allclose(centres.min(0).values, torch.tensor(-exact.HALF_RANGE + side / 2))
+
+
+def test_the_cells_refined_are_the_best_and_its_neighbours():
+    n = 10
+    coarse = torch.full((1, n * n), -100.0)
+    coarse[0, 4 * n + 6] = 0.0
+    chosen = exact.selected_cells(coarse, n, margin=5).view(n, n)
+    expected = torch.zeros(n, n, dtype=torch.bool)
+    expected[3:6, 5:8] = True
+    assert torch.equal(chosen, expected)
