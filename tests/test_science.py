@@ -158,3 +158,10 @@ def test_the_cells_refined_are_the_best_and_its_neighbours():
     expected = torch.zeros(n, n, dtype=torch.bool)
     expected[3:6, 5:8] = True
     assert torch.equal(chosen, expected)
+
+
+def test_the_vae_code_is_the_posterior_mean():
+    torch.manual_seed(5)
+    model, x = build_model("vae", 3).eval(), torch.rand(8, 784)
+    mu, logvar = model.posterior(x)
+    assert torch.equal(model.encode(x), mu) and not torch.equal(mu, logvar)
