@@ -13,7 +13,7 @@ COMMON = ["metrics.json", "model.pt", "page_data.js", "loss_curve.png", "reconst
 EXTRA = {
     "ae2": ["latent_space_grid_sampling.png", "sampling_1.gif", "sampling_2.gif"],
     "vae2": ["latent_space_grid_sampling.png", "latent_space_classified_random_samples.png",
-             "vae_latent_walk.gif", "posterior_evolution.gif", "posterior_frames.npy"],
+             "vae_latent_walk.gif", "posterior_evolution.gif", "posterior_frames.npy", "true_posterior.png"],
     "ae32": ["latent_pca.png", "samples.png", "latent_walk.gif"],
     "vae32": ["latent_pca.png", "samples.png", "latent_walk.gif", "kl_per_dim.png"],
 }
