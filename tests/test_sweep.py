@@ -99,27 +99,26 @@ def test_printed_commands_reproduce_a_run(finished, tmp_path):
 
 
 def test_an_interrupted_sweep_resumes(tmp_path):
-    args = ["--models", "vae2", "--seeds", "0,1", "--betas", "1", "--script-args", "--epochs 2 --train-subset 2000"]
+    args = ["--models", "vae32", "--seeds", "0,1", "--betas", "1", "--script-args", "--epochs 3 --train-subset 20000"]
     cmd = [sys.executable, str(MODELS / "sweep.py"), "halt", *args, "--dir", str(tmp_path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("halt/.vae2_b1_s0.staging-*")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the first run has started
-    time.sleep(2)
+    while not (tmp_path / "halt" / "vae32_b1_s0.resume.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first run has finished its first epoch and trains the second
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "run the same command again" in err and err.count("\n") == 1
-    assert not (tmp_path / "halt" / "vae2_b1_s1").exists()
-    assert (tmp_path / "halt" / "vae2_b1_s0.resume.pt").exists()  # the interrupted run kept its state
+    assert not (tmp_path / "halt" / "vae32_b1_s1").exists()
+    assert (tmp_path / "halt" / "vae32_b1_s0.resume.pt").exists()  # the interrupted run kept its state
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert "2 runs, 0 already done, 2 to run" in r.stdout
-    assert not (tmp_path / "halt" / "vae2_b1_s0.resume.pt").exists()
+    assert not (tmp_path / "halt" / "vae32_b1_s0.resume.pt").exists()
     summary = json.loads((tmp_path / "halt" / "summary.json").read_text())
     assert summary["groups"][0]["n"] == 2
-    for run in ("vae2_b1_s0", "vae2_b1_s1"):
-        assert [h["epoch"] for h in read_metrics(tmp_path / "halt" / run)["history"]] == [1, 2]
+    for run in ("vae32_b1_s0", "vae32_b1_s1"):
+        assert [h["epoch"] for h in read_metrics(tmp_path / "halt" / run)["history"]] == [1, 2, 3]
 
 
 def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):

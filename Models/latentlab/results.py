@@ -27,7 +27,7 @@ def evaluate_and_write(spec, model, data, config, state, staging, device, say=pr
     began = time.perf_counter()
     test = evaluate(model, data.x_test, config["seed"])
     train_codes = encode_all(model, data.x_train).cpu().numpy()
-    metrics, extras = quality_metrics(model, data, test, train_codes, config["seed"])
+    metrics, extras = quality_metrics(model, data, test, train_codes, config["seed"], lean)
     record = {"model": spec.kind, **{k: v for k, v in config.items() if k != "kind"},
               "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
               "data_md5": data.md5,
