@@ -101,7 +101,9 @@ def test_printed_commands_reproduce_a_run(finished, tmp_path):
 def test_an_interrupted_sweep_resumes(tmp_path):
     args = ["--models", "vae32", "--seeds", "0,1", "--betas", "1", "--script-args", "--epochs 3 --train-subset 20000"]
     cmd = [sys.executable, str(MODELS / "sweep.py"), "halt", *args, "--dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    # as from a terminal: a shell that started us in the background may have left SIGINT ignored
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (tmp_path / "halt" / "vae32_b1_s0.resume.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.02)  # the first run has finished its first epoch and trains the second
