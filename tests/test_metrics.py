@@ -5,25 +5,19 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import small_trained_vae
 from latentlab.checkpoints import CLASSIFIER_PATH, load_classifier
 from latentlab.data import load_mnist
 from latentlab.metrics import (REFERENCE_STATS_PATH, active_units, class_entropy, classify, feature_stats,
                                frechet_distance, iwae_bound, reference_stats)
 from latentlab.losses import softplus_sum
-from latentlab.models import build_model
-from latentlab.training import evaluate, fit
+from latentlab.training import evaluate
 
 
 @pytest.fixture(scope="module")
 def small_vae():
     """A VAE trained briefly on 3,000 real digits, and 500 test digits to score."""
-    torch.manual_seed(0)
-    d = load_mnist()
-    d.x_train, d.y_train = d.x_train[:3000], d.y_train[:3000]
-    d.x_test, d.y_test = d.x_test[:500], d.y_test[:500]
-    model = build_model("vae", 4)
-    fit(model, d, epochs=2, batch_size=128, lr=2e-3, progress="none")
-    return model.eval(), d.x_test
+    return small_trained_vae(4, 3000, 500, epochs=2)
 
 
 def test_iwae_bound_is_tighter_than_the_elbo(small_vae):

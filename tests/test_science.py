@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import small_trained_vae
 from latentlab import exact
 from latentlab.data import load_mnist
 from latentlab.metrics import iwae_bound
 from latentlab.models import build_model
-from latentlab.training import evaluate, fit
+from latentlab.training import evaluate
 
 
 class Recorder(torch.nn.Module):
@@ -83,13 +84,7 @@ def test_with_q_off_the_prior_the_elbo_pays_exactly_the_kl_and_iwae_closes_the_g
 
 @pytest.fixture(scope="module")
 def trained_2d():
-    torch.manual_seed(0)
-    d = load_mnist()
-    d.x_train, d.y_train = d.x_train[:4000], d.y_train[:4000]
-    d.x_test, d.y_test = d.x_test[:400], d.y_test[:400]
-    model = build_model("vae", 2)
-    fit(model, d, epochs=3, batch_size=128, lr=2e-3, progress="none")
-    return model.eval(), d.x_test
+    return small_trained_vae(2, 4000, 400, epochs=3)
 
 
 def test_iwae_tightens_with_k_and_stays_above_the_exact_value(trained_2d):
