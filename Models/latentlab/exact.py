@@ -59,9 +59,14 @@ def fine_points(cells, n, step=STEP, cell=CELL, half_range=HALF_RANGE):
 
 def selected_cells(coarse, n, margin=MARGIN):
     """Boolean (images, n*n): cells within ``margin`` nats of each image's best one, and their neighbours."""
-    near = coarse >= coarse.max(1, keepdim=True).values - margin
-    grown = F.max_pool2d(near.float().view(-1, 1, n, n), 3, stride=1, padding=1)
-    return grown.view(len(coarse), -1) > 0
+    near = (coarse >= coarse.max(1, keepdim=True).values - margin).view(-1, n, n)
+    # Grown by one cell with shifted ORs: max_pool2d on a float copy took 0.9 s of the 10,000 images' 5 s.
+    padded = F.pad(near.to(torch.uint8), (1, 1, 1, 1)).bool()
+    grown = torch.zeros_like(near)
+    for di in range(3):
+        for dj in range(3):
+            grown |= padded[:, di:di + n, dj:dj + n]
+    return grown.view(len(coarse), -1)
 
 
 @torch.no_grad()
@@ -80,23 +85,27 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
     for bi in range(0, n, block):
         for bj in range(0, n, block):
             mask = chosen[:, bi:bi + block, bj:bj + block]  # (images, <=block, <=block)
-            users = torch.nonzero(mask.flatten(1).any(1)).squeeze(1)
-            if len(users) == 0:
-                continue
             rows, cols = torch.meshgrid(torch.arange(bi, bi + mask.shape[1]), torch.arange(bj, bj + mask.shape[2]),
                                         indexing="ij")
-            cells = (rows * n + cols).flatten()
+            mask = mask.flatten(1)
+            users = torch.nonzero(mask.any(1)).squeeze(1)
+            if len(users) == 0:
+                continue
+            mask = mask[users]
+            used = torch.nonzero(mask.any(0)).squeeze(1)  # only the block's cells that some image chose
+            cells = (rows * n + cols).flatten()[used]
             z = fine_points(cells, n, step, cell, half_range).to(x.device)
             lj = log_joint(model, x[users], z).view(len(users), len(cells), cell * cell)
-            lj = lj.masked_fill(~mask[users].flatten(1)[:, :, None], -math.inf)
+            lj = lj.masked_fill(~mask[:, used, None], -math.inf)
             total[users] = torch.logaddexp(total[users], torch.logsumexp(lj.flatten(1).double(), 1))
     return (total + 2 * math.log(step)).cpu().numpy()
 
 
-def error_bound(model, x, step=STEP, half_range=HALF_RANGE):
+def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None):
     """(|Δ mean| when the step is halved, |Δ mean| when the range grows by 2) in nats: the quadrature's
-    error, measured. Halving the step keeps the coarse cells (and doubles ``cell``)."""
-    base = exact_log_px(model, x, step, CELL, half_range).mean()
+    error, measured. Halving the step keeps the coarse cells (and doubles ``cell``). ``base``:
+    ``exact_log_px`` of ``x`` with these settings, when already at hand."""
+    base = (exact_log_px(model, x, step, CELL, half_range) if base is None else base).mean()
     finer = exact_log_px(model, x, step / 2, 2 * CELL, half_range).mean()
     wider = exact_log_px(model, x, step, CELL, half_range + 2.0).mean()
     return float(abs(finer - base)), float(abs(wider - base))
@@ -116,11 +125,12 @@ def posterior_grid(model, x, centre, width, points=161):
 
 
 @torch.no_grad()
-def mode(model, x):
+def mode(model, x, grid=None):
     """The true posterior's mode of one image: the best point of the fine grid of its chosen cells,
-    refined on a 21 x 21 grid a tenth of the step apart around it."""
+    refined on a 21 x 21 grid a tenth of the step apart around it. ``grid``: ``decoded`` of the coarse
+    centres, to share between images."""
     centres, n = coarse_centres()
-    coarse = log_joint(model, x[None], centres.to(x.device))
+    coarse = log_joint(model, x[None], centres.to(x.device), grid)
     cells = torch.nonzero(selected_cells(coarse, n)[0]).squeeze(1)
     pts = fine_points(cells, n)
     top = pts[int(log_joint(model, x[None], pts.to(x.device))[0].argmax())]
