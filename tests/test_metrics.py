@@ -9,7 +9,7 @@ from conftest import small_trained_vae
 from latentlab.checkpoints import CLASSIFIER_PATH, load_classifier
 from latentlab.data import load_mnist
 from latentlab.metrics import (REFERENCE_STATS_PATH, active_units, class_entropy, classify, feature_stats,
-                               frechet_distance, iwae_bound, reference_stats)
+                               frechet_distance, generate, iwae_bound, quality_metrics, reference_stats)
 from latentlab.losses import softplus_sum
 from latentlab.training import evaluate
 
@@ -88,3 +88,106 @@ def test_committed_reference_stats_belong_to_the_committed_classifier_and_test_s
     monkeypatch.undo()
     other = reference_stats(net, d.x_test[:2000])
     assert not np.allclose(other[1], committed[1], atol=1e-3)
+
+
+def _small_run(kind, latent_dim):
+    """A model trained 2 epochs on 3,000 real digits, with 500 test digits and everything
+    ``quality_metrics`` takes: (model, data, evaluate's result, training codes)."""
+    from latentlab.models import build_model
+    from latentlab.training import encode_all, fit
+    torch.manual_seed(0)
+    d = load_mnist()
+    d.x_train, d.y_train, d.x_test, d.y_test = d.x_train[:3000], d.y_train[:3000], d.x_test[:500], d.y_test[:500]
+    model = build_model(kind, latent_dim)
+    fit(model, d, epochs=2, batch_size=128, lr=2e-3, progress="none")
+    return model.eval(), d, evaluate(model, d.x_test), encode_all(model, d.x_train).numpy()
+
+
+@pytest.fixture(scope="module")
+def vae2_metrics():
+    model, d, test, train_codes = _small_run("vae", 2)
+    m, extras = quality_metrics(model, d, test, train_codes)
+    return model, d, test, m, extras
+
+
+def test_the_2d_vae_metrics_keep_their_order_and_definitions(vae2_metrics):
+    """−ELBO ≥ IWAE ≥ exact (up to Monte-Carlo error), the gaps are the differences of per-image
+    bounds, and each figure is the quantity README defines, recounted here another way."""
+    model, d, test, m, extras = vae2_metrics
+    assert m["test_mse"] == test["mse"] and m["test_bce"] == test["bce"]
+    assert m["test_neg_elbo"] == test["loss"] and m["test_neg_elbo"] == pytest.approx(m["test_rec"] + m["test_kl"])
+    assert m["iwae_k"] == 100
+    assert m["test_nll_exact"] < m["test_nll_iwae"] + 0.05 < m["test_neg_elbo"]
+    per = extras["per_image"]
+    assert per["nll"].shape == per["elbo"].shape == per["iwae"].shape == (500,)
+    assert m["test_nll_exact"] == pytest.approx(per["nll"].mean())
+    assert m["test_nll_iwae"] == pytest.approx(per["iwae"].mean())
+    assert m["test_inference_gap"] == pytest.approx((per["elbo"] - per["nll"]).mean())
+    assert m["test_iwae_gap"] == pytest.approx((per["iwae"] - per["nll"]).mean())
+    assert 0 < m["test_iwae_gap"] < m["test_inference_gap"]
+    assert (per["elbo"] >= per["iwae"] - 1e-4).all()   # Jensen, per image: mean of -log w ≥ -log mean w
+    assert 0 <= m["nll_exact_error"] < 0.01
+    assert m["nll_exact_grid"] == {"step": 0.02, "range": 6.0}
+    # kNN accuracy: a recount with plain numpy (5 nearest training codes, majority vote)
+    codes = test["codes"].numpy()
+    dist = ((codes[:, None, :] - extras["train_codes"][None]) ** 2).sum(-1)
+    votes = d.y_train.numpy()[np.argsort(dist, 1)[:, :5]]
+    assert m["knn_accuracy"] == pytest.approx((np.array([np.bincount(v, minlength=10).argmax() for v in votes])
+                                               == d.y_test.numpy()).mean(), abs=0.005)
+    assert 0.2 < m["knn_accuracy"] <= 1  # chance: 0.1
+    kl = extras["kl_per_dim"]
+    assert kl.shape == (2,) and (kl > 0).all() and kl.sum() == pytest.approx(m["test_kl"], rel=0.02)
+    assert m["active_units"] == int((codes.var(0) > 0.01).sum())
+
+
+def test_sample_metrics_count_what_the_classifier_says(vae2_metrics):
+    model, d, test, m, extras = vae2_metrics
+    samples = extras["samples"]
+    assert samples.shape == (10_000, 784) and 0 <= float(samples.min()) and float(samples.max()) <= 1
+    # the same prior samples again: generation is seeded
+    assert torch.equal(samples, generate(model, 10_000, seed=0))
+    net = load_classifier("cpu")
+    probs, _ = classify(net, samples)
+    assert m["sample_confidence"] == pytest.approx(probs.max(1).mean())
+    assert m["sample_class_entropy"] == pytest.approx(class_entropy(probs.argmax(1)))
+    recon, _ = classify(net, torch.sigmoid(model.decode(test["codes"])))
+    assert m["recon_accuracy"] == pytest.approx((recon.argmax(1) == d.y_test.numpy()).mean())
+    assert m["fid_mnist"] > 1
+    # another seed gives other samples, hence another FID: the seed reaches the sampler
+    assert not torch.equal(samples[:10], generate(model, 10, seed=1))
+
+
+def _decoded_codes(model, **kw):
+    """The codes ``generate`` hands to the decoder."""
+    seen, real = [], model.decode
+    model.decode = lambda z: seen.append(z) or real(z)
+    try:
+        generate(model, 20_000, seed=0, **kw)
+    finally:
+        del model.decode
+    return seen[0].double().numpy()
+
+
+def test_the_ae_metrics_fit_a_density_and_sample_from_it():
+    model, d, test, train_codes = _small_run("ae", 2)
+    m, extras = quality_metrics(model, d, test, train_codes)
+    assert "test_neg_elbo" not in m and "active_units" not in m and extras["kl_per_dim"] is None
+    assert m["test_mse"] == test["mse"] and 0 < m["test_mse"] < 0.1
+    gmm = extras["density"]
+    assert gmm.n_components == 10 and gmm.covariance_type == "full"
+    assert m["gmm_test_loglik"] == pytest.approx(gmm.score(test["codes"].numpy()))
+    # the codes decoded into samples follow the mixture: its mean and covariance, within sampling error
+    z = _decoded_codes(model, density=gmm)
+    mean = gmm.weights_ @ gmm.means_
+    second = np.einsum("k,kij->ij", gmm.weights_, gmm.covariances_ + np.einsum("ki,kj->kij", gmm.means_, gmm.means_))
+    cov = second - np.outer(mean, mean)
+    se = np.sqrt(np.diag(cov) / len(z))
+    assert (np.abs(z.mean(0) - mean) < 5 * se).all(), (z.mean(0), mean)
+    assert np.allclose(np.cov(z, rowvar=False), cov, rtol=0.05, atol=0.05 * np.diag(cov).max())
+
+
+def test_the_vae_samples_decode_prior_draws(vae2_metrics):
+    z = _decoded_codes(vae2_metrics[0])
+    assert z.shape == (20_000, 2)
+    assert np.abs(z.mean(0)).max() < 5 / np.sqrt(len(z))
+    assert np.abs(np.cov(z, rowvar=False) - np.eye(2)).max() < 0.04
