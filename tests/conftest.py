@@ -35,20 +35,32 @@ def without_timings(metrics):
     return m
 
 
-def small_trained_vae(latent_dim, n_train, n_test, epochs):
-    """A VAE trained briefly (seed 0) on the first ``n_train`` real digits, and the first ``n_test``
-    test digits to score it on: (model in eval mode, test images)."""
-    import torch
+def small_mnist(n_train, n_test):
+    """Real MNIST cut to its first ``n_train`` training and ``n_test`` test digits."""
     from latentlab.data import load_mnist
-    from latentlab.models import build_model
-    from latentlab.training import fit
-    torch.manual_seed(0)
     d = load_mnist()
     d.x_train, d.y_train = d.x_train[:n_train], d.y_train[:n_train]
     d.x_test, d.y_test = d.x_test[:n_test], d.y_test[:n_test]
-    model = build_model("vae", latent_dim)
+    return d
+
+
+def small_trained(kind, latent_dim, n_train, n_test, epochs):
+    """A model trained briefly (seed 0) on the first ``n_train`` real digits: (model in eval mode, the
+    cut data, whose first ``n_test`` test digits score it)."""
+    import torch
+    from latentlab.models import build_model
+    from latentlab.training import fit
+    torch.manual_seed(0)
+    d = small_mnist(n_train, n_test)
+    model = build_model(kind, latent_dim)
     fit(model, d, epochs=epochs, batch_size=128, lr=2e-3, progress="none")
-    return model.eval(), d.x_test
+    return model.eval(), d
+
+
+def small_trained_vae(latent_dim, n_train, n_test, epochs):
+    """``small_trained`` for a VAE: (model in eval mode, test images)."""
+    model, d = small_trained("vae", latent_dim, n_train, n_test, epochs)
+    return model, d.x_test
 
 
 @pytest.fixture(scope="session")

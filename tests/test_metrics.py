@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import small_trained_vae
+from conftest import small_trained, small_trained_vae
 from latentlab.checkpoints import CLASSIFIER_PATH, load_classifier
 from latentlab.data import load_mnist
 from latentlab.metrics import (REFERENCE_STATS_PATH, active_units, class_entropy, classify, feature_stats,
@@ -97,14 +97,9 @@ def _small_run(kind, latent_dim):
     """A model trained 2 epochs on 3,000 real digits, with 600 test digits (the exact likelihood's error
     is measured on the first 500) and everything ``quality_metrics`` takes: (model, data, evaluate's
     result, training codes)."""
-    from latentlab.models import build_model
-    from latentlab.training import encode_all, fit
-    torch.manual_seed(0)
-    d = load_mnist()
-    d.x_train, d.y_train, d.x_test, d.y_test = d.x_train[:3000], d.y_train[:3000], d.x_test[:600], d.y_test[:600]
-    model = build_model(kind, latent_dim)
-    fit(model, d, epochs=2, batch_size=128, lr=2e-3, progress="none")
-    return model.eval(), d, evaluate(model, d.x_test), encode_all(model, d.x_train).numpy()
+    from latentlab.training import encode_all
+    model, d = small_trained(kind, latent_dim, 3000, 600, epochs=2)
+    return model, d, evaluate(model, d.x_test), encode_all(model, d.x_train).numpy()
 
 
 @pytest.fixture(scope="module")

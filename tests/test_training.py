@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
+from conftest import small_mnist
 from latentlab import UserError
-from latentlab.data import load_mnist
 from latentlab.models import build_model
 from latentlab.training import (Interrupted, StopFlag, TrainState, batch_loss, evaluate, fit, frame_subset,
                                 init_output_bias, keep_freed_memory, make_optimizer, train_epoch)
@@ -13,9 +13,7 @@ from latentlab.training import (Interrupted, StopFlag, TrainState, batch_loss, e
 
 @pytest.fixture(scope="module")
 def small_data():
-    d = load_mnist()
-    d.x_train, d.y_train, d.x_test, d.y_test = d.x_train[:1024], d.y_train[:1024], d.x_test[:300], d.y_test[:300]
-    return d
+    return small_mnist(1024, 300)
 
 
 def test_the_learning_rate_warms_up_for_one_epoch_then_follows_a_cosine_to_zero():

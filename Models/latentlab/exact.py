@@ -84,14 +84,13 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
     total = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
     for bi in range(0, n, block):
         for bj in range(0, n, block):
-            mask = chosen[:, bi:bi + block, bj:bj + block]  # (images, <=block, <=block)
-            rows, cols = torch.meshgrid(torch.arange(bi, bi + mask.shape[1]), torch.arange(bj, bj + mask.shape[2]),
-                                        indexing="ij")
-            mask = mask.flatten(1)
-            users = torch.nonzero(mask.any(1)).squeeze(1)
+            block_mask = chosen[:, bi:bi + block, bj:bj + block]  # (images, <=block, <=block)
+            users = torch.nonzero(block_mask.flatten(1).any(1)).squeeze(1)
             if len(users) == 0:
                 continue
-            mask = mask[users]
+            rows, cols = torch.meshgrid(torch.arange(bi, bi + block_mask.shape[1]),
+                                        torch.arange(bj, bj + block_mask.shape[2]), indexing="ij")
+            mask = block_mask[users].flatten(1)
             used = torch.nonzero(mask.any(0)).squeeze(1)  # only the block's cells that some image chose
             cells = (rows * n + cols).flatten()[used]
             z = fine_points(cells, n, step, cell, half_range).to(x.device)
