@@ -142,13 +142,13 @@ def test_missing_data_root(capsys, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypatch):
     from latentlab import training
-    real = training.batch_loss
+    real = training.Step.__call__
 
-    def poisoned(model, x, *args):
-        loss, rec, kl = real(model, x, *args)
-        return loss * float("nan"), rec, kl
+    def poisoned(step, x, *args):   # what a diverged step reports
+        loss, rec, kl = real(step, x, *args)
+        return loss, rec * float("nan"), kl
 
-    monkeypatch.setattr(training, "batch_loss", poisoned)
+    monkeypatch.setattr(training.Step, "__call__", poisoned)
     folder, before = good_results
     code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet",
                                                 "--out", folder], capsys)
@@ -203,15 +203,15 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     model = build_model("ae", 2)
     optimizer, scheduler = make_optimizer(model, 1e-3, 1, 16)
     stop, calls = StopFlag(), []
-    real = training.batch_loss
+    real = training.Step.__call__
 
-    def counting(model, xb, *args):
+    def counting(step, xb, *args):
         calls.append(len(xb))
         if len(calls) == 3:
             stop.requested = True  # as the signal handler would, in the middle of batch 3
-        return real(model, xb, *args)
+        return real(step, xb, *args)
 
-    monkeypatch.setattr(training, "batch_loss", counting)
+    monkeypatch.setattr(training.Step, "__call__", counting)
     assert train_epoch(model, optimizer, scheduler, x, 128, stop) is None
     assert calls == [128, 128, 128]          # 16 batches in the epoch; stopped after the third
     assert scheduler.last_epoch == 3         # and the third was completed (its step taken)

@@ -54,9 +54,19 @@ def reconstruction_bce(logits, x):
     return BernoulliNLL.apply(logits, x)
 
 
+def reconstruction_bce_grad(logits, x):
+    """(``reconstruction_bce``, its gradient with respect to the logits), for float32 logits."""
+    return softplus_sum(logits) - torch.linalg.vecdot(logits, x), torch.sigmoid(logits).sub_(x)
+
+
 def gaussian_kl(mu, logvar):
     """Per-image, per-dimension KL(N(mu, sigma^2) || N(0, 1)) (Kingma & Welling, Appendix B)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def gaussian_kl_grad(mu, logvar):
+    """Gradients of ``gaussian_kl`` with respect to mu and logvar."""
+    return mu, 0.5 * (logvar.exp() - 1.0)
 
 
 def vae_loss(logits, x, mu, logvar, beta=1.0):

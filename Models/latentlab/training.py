@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from . import UserError
+from .backprop import Step, flat_parameter
 from .losses import ae_loss, vae_loss
 
 
@@ -33,16 +34,6 @@ def keep_freed_memory():
     return bool(libc.mallopt(m_trim_threshold, 1 << 30) and libc.mallopt(m_mmap_threshold, 1 << 30))
 
 
-def batch_loss(model, x, beta=1.0):
-    """(training objective, reconstruction, KL) in nats per image for one batch; the AE's KL is zero,
-    the VAE's objective weighs its KL by ``beta`` (1: the negative ELBO)."""
-    if model.kind == "vae":
-        logits, mu, logvar = model(x)
-        return vae_loss(logits, x, mu, logvar, beta)
-    logits, _ = model(x)
-    return ae_loss(logits, x)
-
-
 @torch.no_grad()
 def init_output_bias(model, x_train):
     """Start the decoder at the mean training image: output bias = logit of each pixel's mean.
@@ -57,8 +48,9 @@ def init_output_bias(model, x_train):
 def make_optimizer(model, lr, epochs, steps_per_epoch):
     """Adam with a short linear warm-up and a cosine decay to zero, stepped every batch."""
     device = next(model.parameters()).device.type
-    # The fused kernel updates all parameters in one pass: ~10% faster epochs on a 2-core CPU.
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=device in ("cpu", "cuda") or None)
+    # One flat parameter (backprop.Step writes its gradient) and the fused kernel: one pass over all
+    # weights per step.
+    opt = torch.optim.Adam([flat_parameter(model)], lr=lr, fused=device in ("cpu", "cuda") or None)
     total = max(1, epochs * steps_per_epoch)
     warmup = min(steps_per_epoch, total // 10)
 
@@ -87,18 +79,17 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     """One pass over ``x_train`` in random order, minimising rec + ``beta``·KL; returns the mean
     (−ELBO, rec, kl) per image (the true bound, whatever β is).
 
-    ``amp`` is None (float32) or a dtype for autocast (bfloat16); losses stay float32 either way.
+    ``amp`` is None (float32) or the compute dtype of the matmuls (bfloat16); losses stay float32
+    either way. The forward and backward pass are ``backprop.Step``'s.
     """
     model.train()
+    step = Step(model, amp)
     n = x_train.shape[0]
     perm = torch.randperm(n, device=x_train.device)
     totals = torch.zeros(3, device=x_train.device)
     for start in range(0, n, batch_size):
-        xb = x_train[perm[start:start + batch_size]]
-        with torch.autocast(x_train.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss, rec, kl = batch_loss(model, xb, beta)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        xb = x_train.index_select(0, perm[start:start + batch_size])  # 3x faster than x_train[idx]
+        loss, rec, kl = step(xb, beta)
         optimizer.step()
         scheduler.step()
         totals += torch.stack((rec + kl, rec, kl)).detach() * xb.shape[0]
@@ -236,7 +227,11 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
     state = state or TrainState()
     if state.model is not None:
         model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
+        try:
+            optimizer.load_state_dict(state.optimizer)
+        except ValueError:   # Adam over each tensor, as versions before backprop.flat_parameter saved it
+            raise UserError("the resume state was saved by an older version of this repo; "
+                            "run without --resume to start afresh") from None
         scheduler.load_state_dict(state.scheduler)
         _set_rng_state(state.rng, device)
     else:
