@@ -6,7 +6,8 @@ Prints one table per section; all sections take about 8 minutes on a 2-core CPU.
 
 1. float32 (and bfloat16) matmul peak of this machine with the same torch and thread count;
 2. for each default model: training images/s, achieved GFLOP/s (forward + backward FLOPs of the
-   linear layers) and its share of the peak of the precision it trains in;
+   linear layers) and its share of both peaks; beside it, the ceiling: the same step's matmuls alone
+   (forward, input and weight gradients at the model's shapes, nothing else), as a share of the peak;
 3. the original training loop (DataLoader + ToTensor, batch 32, 784-128-z MLPs): seconds per epoch;
 4. training seconds for our default model to reach the original's test MSE after its 100 epochs,
    against 100 x the original's epoch time;
@@ -16,7 +17,8 @@ Prints one table per section; all sections take about 8 minutes on a 2-core CPU.
 7. each script with its defaults, end to end into a scratch folder: wall seconds and the train /
    evaluation / figures split (target: 45 s per script on a 2-core CPU);
 8. a torch.profiler trace of 100 VAE 32-D training steps: the share of CPU time spent converting
-   dtypes (aten::copy_ and aten::_to_copy, i.e. autocast's casts), and the matmuls' share.
+   dtypes (aten::copy_ and aten::_to_copy: the weights' cast and the activations' casts around the
+   float32 loss), and the matmuls' share.
 
 Tried and measured for the bf16 training step (VAE 32-D, batch 256, 2-core AMD EPYC with
 AVX512-BF16 and no AMX; bf16 matmul peak 885 GFLOP/s; ms per 256 images, lower is better):
@@ -55,6 +57,28 @@ logits 70 us against 23 us, with no page faults left: the two OpenMP threads wak
   and true_posterior.png decodes the coarse grid once for its 8 digits (8 modes: 1.0 -> 0.1 s):
   exact likelihood 10.9 -> 8.3 s, the VAE 2-D's evaluation 18.8 -> 15.3 s, same values to 4e-9 nats.
   Kept.
+Third round (same machine; ms per step at batch 256, each pair measured in alternation, best of 3):
+- the forward and backward pass written out (``backprop.Step``): all weights in one flat float32
+  buffer cast to bf16 in one copy per step, activations kept in bf16, the gradient written into one
+  flat buffer by ``mm(..., out=)`` and cast back in one copy, no autograd graph, no autocast. With
+  Adam still over the 12 tensors: VAE 32-D 3.87 against 4.39 ms for autograd + autocast; with Adam
+  over one flat parameter (0.30 instead of 0.66 ms a step): AE 2-D 3.81 / VAE 2-D 3.95 / VAE 32-D
+  3.96 ms against 4.91 / 4.85 / 4.40. Kept. Its gradient equals autograd's to 1e-16 in float64
+  (tests/test_backprop.py). In float32 (CPUs without bf16): 8.13 / 8.28 / 8.51 ms against 8.13 /
+  8.58 / 8.74, not slower. Casts: 9% of CPU time (section 8);
+- batches by ``index_select`` instead of ``x[idx]``: 37 against 115 us per batch. Kept;
+- what is left: the step's matmuls alone at these shapes run at 580-750 GFLOP/s (the 784x512 layer
+  749, the 512x256 ones 583-616), 65-80% of the 2048^2 peak, 2.0 ms of the 3.4 ms step; Adam's one
+  pass over 17 MB of weights and moments 0.3-0.45 ms. 60% of the peak would leave 0.3 ms for all of
+  the rest, Adam included; not reached;
+- the IWAE bound with the decoder's two hidden layers in bf16 and the last in float32: 15% faster,
+  moves the bound by +0.0012 nats (all in bf16: -0.06 to -0.07 nats, 2.5x faster); not kept: a
+  definition that would differ between CPUs with and without bf16, for 0.9 s;
+- the exact likelihood's log-sum-exp in float32 instead of float64: 3.71 -> 3.59 s, values moved by
+  up to 1.5e-5 nats per image; not kept;
+- the quadrature's error measured on 200 or 100 images instead of 500: 4.1 / 3.1 s instead of 5.1 s
+  (the finer grid's decoding of the cells the images share dominates), the bound 0.0006 / 0.0012
+  instead of 0.0005 nats; not kept.
 """
 import argparse
 import json
@@ -122,6 +146,30 @@ def matmul_peak(device, dtype, n=2048, reps=10, trials=5):
     return best
 
 
+def matmul_ceiling(model, device, dtype, batch, reps=50):
+    """GFLOP/s of a training step's matmuls alone at ``model``'s shapes: each layer's forward, input
+    gradient (not the first layer's) and weight gradient, in ``dtype``; nothing else."""
+    dtype = dtype or torch.float32
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    ops = []
+    for i, m in enumerate(layers):
+        h = torch.randn(batch, m.in_features, device=device, dtype=dtype)
+        g = torch.randn(batch, m.out_features, device=device, dtype=dtype)
+        w = m.weight.detach().to(dtype)
+        ops += [lambda h=h, w=w: torch.mm(h, w.t()), lambda g=g, h=h: torch.mm(g.t(), h)]
+        if i != 0:
+            ops.append(lambda g=g, w=w: torch.mm(g, w))
+    for op in ops:
+        op()
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        for op in ops:
+            op()
+    sync(device)
+    return reps * batch * train_flops_per_image(model) / (time.perf_counter() - t) / 1e9
+
+
 def train_flops_per_image(model):
     """Forward 2*in*out per linear layer; backward twice that, minus the input gradient of the first."""
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -141,7 +189,7 @@ def training_speed(spec, data, device, amp, images=30_000):
     train_epoch(model, opt, sched, x, spec.batch_size, amp=amp)
     sync(device)
     rate = images / (time.perf_counter() - t)
-    return rate, rate * train_flops_per_image(model) / 1e9
+    return rate, rate * train_flops_per_image(model) / 1e9, matmul_ceiling(model, device, amp, spec.batch_size)
 
 
 def seconds_to_target(spec, data, device, amp, target):
@@ -280,7 +328,7 @@ def main():
     keep_freed_memory()
     print(f"device {device} ({cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name(device)}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"training precision {'bf16 autocast' if amp else 'fp32'}")
+          f"training precision {'bf16' if amp else 'fp32'}")
     if sections & {"1", "2"}:
         peak32 = matmul_peak(device, torch.float32)
         peak16 = matmul_peak(device, torch.bfloat16) if amp else None
@@ -289,11 +337,14 @@ def main():
 
     if "2" in sections:
         print("\n2. training throughput with the default batch size and precision")
-        print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of bf16 peak':>15} {'% of fp32 peak':>15}")
+        peak = peak16 if amp else peak32
+        print(f"{'model':8} {'batch':>5} {'images/s':>9} {'GFLOP/s':>8} {'% of bf16 peak':>15} {'% of fp32 peak':>15}"
+              f" {'matmuls alone: % of peak':>25}")
         for spec in SPECS.values():
-            rate, gflops = training_speed(spec, data, device, amp)
+            rate, gflops, ceiling = training_speed(spec, data, device, amp)
             bf16 = f"{100 * gflops / peak16:14.0f}%" if amp else f"{'—':>15}"
-            print(f"{spec.label:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {bf16} {100 * gflops / peak32:14.0f}%")
+            print(f"{spec.label:8} {spec.batch_size:5d} {rate:9.0f} {gflops:8.0f} {bf16} {100 * gflops / peak32:14.0f}%"
+                  f" {100 * ceiling / peak:24.0f}%")
 
     if sections & {"3", "4"}:
         print("\n3-4. the original loop (DataLoader + ToTensor, batch 32, 784-128-z) against ours")
