@@ -35,7 +35,7 @@ def test_every_file_exists_and_parses(tiny_runs, key):
         assert math.isfinite(m[name]), name
     assert (m["model"], m["latent_dim"]) == {"ae2": ("ae", 2), "vae2": ("vae", 2),
                                              "ae32": ("ae", 32), "vae32": ("vae", 32)}[key]
-    assert len(m["history"]) == 1
+    assert len(m["history"]) == 2
     assert set(m["history"][0]) >= {"train_loss", "test_loss", "test_mse", "seconds"}
     assert 0 < m["test_mse"] < 0.2 and 0 <= m["knn_accuracy"] <= 1
     if key.startswith("vae"):
