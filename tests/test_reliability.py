@@ -11,7 +11,7 @@ import torch
 
 from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
 from latentlab import cli
-from latentlab.checkpoints import resume_path, save_resume
+from latentlab.checkpoints import load_model, pack_weights, resume_path, save_resume, unpack_weights
 from latentlab.data import DEFAULT_DATA_ROOT, RELEASE_MD5, SPLITS, load_mnist, prepare_raw
 from latentlab.models import build_model
 from latentlab.training import StopFlag, TrainState, make_optimizer, train_epoch
@@ -381,3 +381,19 @@ def test_a_full_disk_while_saving_the_resume_state(good_results, capsys, monkeyp
     code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet", "--out", folder], capsys)
     assert_one_line_error(code, err, "cannot write the resume state")
     assert digest(folder) == before
+
+
+def test_model_pt_keeps_every_weight_bit_for_bit_and_stays_under_4_mib(tmp_path):
+    torch.manual_seed(0)
+    state = build_model("vae", 32).state_dict()
+    unpacked = unpack_weights(pack_weights(state))
+    assert list(unpacked) == list(state) and all(torch.equal(unpacked[k], state[k]) for k in state)
+    for spec in SPECS.values():
+        path = REPO / spec.results_dir / "model.pt"
+        assert path.stat().st_size < 4 * 2 ** 20, path
+        model, ckpt = load_model(path, spec)
+        # a model.pt of the earlier layout (weights as a plain state dict) still loads, to the same weights
+        old = tmp_path / f"{spec.key}.pt"
+        torch.save({**{k: v for k, v in ckpt.items() if k != "weights"}, "state_dict": model.state_dict()}, old)
+        again, _ = load_model(old, spec)
+        assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))

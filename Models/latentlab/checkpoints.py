@@ -1,6 +1,6 @@
 """Every file that holds trained weights or training state, written and read in this one module.
 
-- ``model.pt`` in a results folder: the config that rebuilds the model, its weights, the training
+- ``model.pt`` in a results folder: the config that rebuilds the model, its weights (``pack_weights``), the training
   history and, where per-epoch test codes were kept, the indices of those test images; the codes
   themselves are in ``posterior_frames.npy`` beside it. Enough for ``--plots-only`` to redraw
   everything without training.
@@ -12,6 +12,7 @@ Problems the user can fix (missing, unreadable or mismatched files) raise ``User
 """
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,27 @@ CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
 
 # --------------------------------------------------------------------------- model.pt
 
+def pack_weights(state_dict):
+    """The float32 weights, losslessly: byte-shuffled (the four bytes of every number in four planes,
+    so the sign-and-exponent plane is nearly constant) and deflated. 15% smaller than torch.save's
+    raw bytes, which keeps model.pt under 4 MiB."""
+    flat = torch.cat([v.detach().cpu().reshape(-1) for v in state_dict.values()]).numpy().astype("<f4")
+    planes = flat.view(np.uint8).reshape(-1, 4).T.tobytes()
+    return {"names": list(state_dict), "shapes": [list(v.shape) for v in state_dict.values()],
+            "deflated": torch.frombuffer(bytearray(zlib.compress(planes, 9)), dtype=torch.uint8)}
+
+
+def unpack_weights(packed):
+    """The state dict ``pack_weights`` packed, bit for bit."""
+    planes = np.frombuffer(zlib.decompress(packed["deflated"].numpy().tobytes()), dtype=np.uint8)
+    flat = torch.from_numpy(planes.reshape(4, -1).T.copy().view("<f4").ravel())
+    sizes = [int(np.prod(shape)) for shape in packed["shapes"]]
+    return {name: part.view(shape) for name, shape, part in zip(packed["names"], packed["shapes"], flat.split(sizes))}
+
+
 def save_model(folder, model, config, state):
     """Write ``model.pt`` (and ``posterior_frames.npy`` when per-epoch codes were kept) into ``folder``."""
-    ckpt = {"config": config, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+    ckpt = {"config": config, "weights": pack_weights(model.state_dict()),
             "history": state.history, "train_seconds": state.train_seconds}
     if state.frame_index is not None:
         ckpt["frame_index"] = state.frame_index
@@ -61,7 +80,8 @@ def load_model(path, spec=None, device="cpu"):
         if spec is not None and (config["kind"], config["latent_dim"]) != (spec.kind, spec.latent_dim):
             raise UserError(f"{path} holds a {config['kind'].upper()} with a {config['latent_dim']}-D latent, "
                             f"not this script's {spec.kind.upper()} with a {spec.latent_dim}-D latent")
-        model.load_state_dict(ckpt["state_dict"])
+        # "state_dict": model.pt files written before the weights were packed
+        model.load_state_dict(ckpt["state_dict"] if "state_dict" in ckpt else unpack_weights(ckpt["weights"]))
     except UserError:
         raise
     except Exception as e:
