@@ -20,7 +20,7 @@ import weakref
 import torch
 from torch import nn
 
-from .losses import gaussian_kl, gaussian_kl_grad, reconstruction_bce_grad
+from .losses import bernoulli_nll, bernoulli_nll_grad, gaussian_kl, gaussian_kl_grad
 
 
 _FLAT = weakref.WeakKeyDictionary()  # model → its flat parameter (one per model, made once)
@@ -61,12 +61,16 @@ class Step:
         self.vae = model.kind == "vae"
         layers = [*model.encoder, *model.decoder]
         linears = [m for m in layers if isinstance(m, nn.Linear)]
+        own = sum(m.weight.numel() + m.bias.numel() for m in linears)
         if not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in layers) or \
-                sum(p.numel() for p in model.parameters()) != sum(m.weight.numel() + m.bias.numel() for m in linears):
+                sum(p.numel() for p in model.parameters()) != own:
             raise ValueError("backprop.Step handles encoders and decoders of Linear and ReLU layers only")
-        self.n_encoder = sum(isinstance(m, nn.Linear) for m in model.encoder)
+        n_encoder = sum(isinstance(m, nn.Linear) for m in model.encoder)
+        # indices of the encoder's and the decoder's linear layers
+        self.encoder, self.decoder = list(range(n_encoder)), list(range(n_encoder, len(linears)))
         self.master = flat_parameter(model)
-        if any(p.data.untyped_storage().data_ptr() != self.master.untyped_storage().data_ptr() for p in model.parameters()):
+        storage = self.master.untyped_storage().data_ptr()
+        if any(p.data.untyped_storage().data_ptr() != storage for p in model.parameters()):
             raise ValueError("the model's parameters were replaced after flat_parameter(model) (model.to?)")
         self.grad = self.master.grad
         self.dtype = dtype or self.master.dtype
@@ -74,7 +78,8 @@ class Step:
         if not self.cast:   # compute on the parameters themselves and write the gradient directly
             self.low, self.low_grad = self.master.data, self.grad
         else:
-            self.low, self.low_grad = self.master.data.to(self.dtype), torch.empty_like(self.grad, dtype=self.dtype)
+            self.low = self.master.data.to(self.dtype)
+            self.low_grad = torch.empty_like(self.grad, dtype=self.dtype)
         self.weights, self.biases = self._views(self.low, linears)
         self.weight_grads, self.bias_grads = self._views(self.low_grad, linears)
 
@@ -117,9 +122,7 @@ class Step:
             self.low.copy_(self.master.data)
         n, dt = x.shape[0], self.dtype
         wide = torch.promote_types(dt, torch.float32)   # bf16 → float32; float64 stays
-        encoder = list(range(self.n_encoder))
-        decoder = list(range(self.n_encoder, len(self.weights)))
-        enc_inputs, head = self._forward(encoder, x.to(dt))
+        enc_inputs, head = self._forward(self.encoder, x.to(dt))
         head = head.to(wide)
         if self.vae:
             mu, logvar = head.chunk(2, dim=-1)
@@ -128,11 +131,11 @@ class Step:
             z = mu + eps * std
         else:
             z = head
-        dec_inputs, logits = self._forward(decoder, z.to(dt))
+        dec_inputs, logits = self._forward(self.decoder, z.to(dt))
         logits = logits.to(wide)
-        rec_per_image, g_logits = reconstruction_bce_grad(logits, x)
-        rec = rec_per_image.mean()
-        g_z = self._backward(decoder, dec_inputs, g_logits.mul_(1.0 / n).to(dt)).to(wide)
+        rec = bernoulli_nll(logits, x).mean()
+        g_logits = bernoulli_nll_grad(logits, x).mul_(1.0 / n).to(dt)
+        g_z = self._backward(self.decoder, dec_inputs, g_logits).to(wide)
         if self.vae:
             kl = gaussian_kl(mu, logvar).sum(-1).mean()
             g_mu, g_logvar = gaussian_kl_grad(mu, logvar)
@@ -140,7 +143,7 @@ class Step:
         else:
             kl = torch.zeros_like(rec)
             g_head = g_z
-        self._backward(encoder, enc_inputs, g_head.to(dt))
+        self._backward(self.encoder, enc_inputs, g_head.to(dt))
         if self.cast:
             self.grad.copy_(self.low_grad)
         return rec + beta * kl, rec, kl

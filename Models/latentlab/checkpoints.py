@@ -1,8 +1,8 @@
 """Every file that holds trained weights or training state, written and read in this one module.
 
-- ``model.pt`` in a results folder: the config that rebuilds the model, its weights (``pack_weights``), the training
-  history and, where per-epoch test codes were kept, the indices of those test images; the codes
-  themselves are in ``posterior_frames.npy`` beside it. Enough for ``--plots-only`` to redraw
+- ``model.pt`` in a results folder: the config that rebuilds the model, its weights (packed losslessly
+  by ``pack_weights``), the training history and, where per-epoch test codes were kept, the indices of
+  those test images; the codes themselves are in ``posterior_frames.npy`` beside it. Enough for ``--plots-only`` to redraw
   everything without training.
 - ``<results folder>.resume.pt`` beside a results folder: the whole ``TrainState`` after the last
   finished epoch, for ``--resume``.
@@ -44,7 +44,8 @@ def unpack_weights(packed):
     planes = np.frombuffer(zlib.decompress(packed["deflated"].numpy().tobytes()), dtype=np.uint8)
     flat = torch.from_numpy(planes.reshape(4, -1).T.copy().view("<f4").ravel())
     sizes = [int(np.prod(shape)) for shape in packed["shapes"]]
-    return {name: part.view(shape) for name, shape, part in zip(packed["names"], packed["shapes"], flat.split(sizes))}
+    parts = flat.split(sizes)
+    return {name: part.view(shape) for name, shape, part in zip(packed["names"], packed["shapes"], parts)}
 
 
 def save_model(folder, model, config, state):

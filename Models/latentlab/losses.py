@@ -27,6 +27,16 @@ def softplus_sum(logits, group=28):
     return logits.clamp_min(0).sum(-1) - factors.unflatten(-1, (-1, group)).prod(-1).log_().sum(-1)
 
 
+def bernoulli_nll(logits, x):
+    """-log p(x|l) = sum_pixels softplus(l) - x*l per image, in the logits' dtype."""
+    return softplus_sum(logits) - (logits * x).sum(-1)
+
+
+def bernoulli_nll_grad(logits, x):
+    """Its exact gradient with respect to the logits: sigmoid(l) - x."""
+    return torch.sigmoid(logits).sub_(x)
+
+
 class BernoulliNLL(torch.autograd.Function):
     """-log p(x|l) = sum_pixels softplus(l) - x*l, with its exact gradient sigmoid(l) - x.
 
@@ -41,22 +51,17 @@ class BernoulliNLL(torch.autograd.Function):
         logits32, x = logits.to(wide), x.to(wide)
         ctx.save_for_backward(logits32, x)
         ctx.dtype = logits.dtype
-        return softplus_sum(logits32) - (logits32 * x).sum(-1)
+        return bernoulli_nll(logits32, x)
 
     @staticmethod
     def backward(ctx, grad):
         logits32, x = ctx.saved_tensors
-        return torch.sigmoid(logits32).sub_(x).mul_(grad.unsqueeze(-1)).to(ctx.dtype), None
+        return bernoulli_nll_grad(logits32, x).mul_(grad.unsqueeze(-1)).to(ctx.dtype), None
 
 
 def reconstruction_bce(logits, x):
     """Per-image binary cross-entropy summed over pixels: -log p(x|z) for a Bernoulli decoder."""
     return BernoulliNLL.apply(logits, x)
-
-
-def reconstruction_bce_grad(logits, x):
-    """(``reconstruction_bce``, its gradient with respect to the logits), for float32 logits."""
-    return softplus_sum(logits) - torch.linalg.vecdot(logits, x), torch.sigmoid(logits).sub_(x)
 
 
 def gaussian_kl(mu, logvar):

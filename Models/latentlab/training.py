@@ -89,10 +89,10 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     totals = torch.zeros(3, device=x_train.device)
     for start in range(0, n, batch_size):
         xb = x_train.index_select(0, perm[start:start + batch_size])  # 3x faster than x_train[idx]
-        loss, rec, kl = step(xb, beta)
+        _, rec, kl = step(xb, beta)
         optimizer.step()
         scheduler.step()
-        totals += torch.stack((rec + kl, rec, kl)).detach() * xb.shape[0]
+        totals += torch.stack((rec + kl, rec, kl)) * xb.shape[0]
         if bar is not None:
             bar.update(1)
         if stop is not None and stop.requested:
