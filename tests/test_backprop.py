@@ -84,3 +84,16 @@ def test_the_step_refuses_what_it_cannot_differentiate():
     model.double()   # parameters replaced after flattening: the optimizer would update stale ones
     with pytest.raises(ValueError, match="replaced"):
         Step(model)
+
+
+def test_in_bf16_the_aes_step_is_autograd_under_autocast_bit_for_bit():
+    """Same casts at the same places (bf16 matmuls, float32 loss on the bf16 logits), same gradient."""
+    x = small_mnist(256, 1).x_train
+    torch.manual_seed(0)
+    model = build_model("ae", 32)
+    reference = build_model("ae", 32)
+    reference.load_state_dict(model.state_dict())
+    _, rec, _ = Step(model, torch.bfloat16)(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (_, expected, _), grad = autograd_step(reference, x, 1.0)
+    assert torch.equal(rec, expected) and torch.equal(flat_parameter(model).grad, grad)
