@@ -185,12 +185,12 @@ def train_flops_per_image(model):
 def training_speed(spec, data, device, amp, images=30_000):
     seed_everything(0)
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
-    opt, sched = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
+    opt = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
     x = data.x_train[:images]
-    train_epoch(model, opt, sched, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
+    train_epoch(model, opt, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
     sync(device)
     t = time.perf_counter()
-    train_epoch(model, opt, sched, x, spec.batch_size, amp=amp)
+    train_epoch(model, opt, x, spec.batch_size, amp=amp)
     sync(device)
     rate = images / (time.perf_counter() - t)
     return rate, rate * train_flops_per_image(model) / 1e9, matmul_ceiling(model, device, amp, spec.batch_size)
@@ -201,12 +201,12 @@ def seconds_to_target(spec, data, device, amp, target):
     seed_everything(0)
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
     init_output_bias(model, data.x_train)
-    opt, sched = make_optimizer(model, spec.lr, spec.epochs, -(-data.x_train.shape[0] // spec.batch_size))
+    opt = make_optimizer(model, spec.lr, spec.epochs, -(-data.x_train.shape[0] // spec.batch_size))
     training = 0.0  # like the original's figure, only training time counts, not the test passes
     for epoch in range(1, spec.epochs + 1):
         sync(device)
         began = time.perf_counter()
-        train_epoch(model, opt, sched, data.x_train, spec.batch_size, amp=amp)
+        train_epoch(model, opt, data.x_train, spec.batch_size, amp=amp)
         sync(device)
         training += time.perf_counter() - began
         mse = evaluate(model, data.x_test)["mse"]
@@ -295,11 +295,11 @@ def conversion_share(spec, data, device, amp, steps=100):
     from torch.profiler import ProfilerActivity, profile
     seed_everything(0)
     model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
-    opt, sched = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
+    opt = make_optimizer(model, spec.lr, spec.epochs, data.x_train.shape[0] // spec.batch_size)
     x = data.x_train[:steps * spec.batch_size]
-    train_epoch(model, opt, sched, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
+    train_epoch(model, opt, x[:spec.batch_size * 4], spec.batch_size, amp=amp)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_epoch(model, opt, sched, x, spec.batch_size, amp=amp)
+        train_epoch(model, opt, x, spec.batch_size, amp=amp)
     self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
     total = sum(self_us.values())
     convert = sum(self_us.get(k, 0) for k in ("aten::copy_", "aten::_to_copy"))

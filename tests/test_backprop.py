@@ -60,9 +60,9 @@ def test_parameters_become_views_of_the_one_tensor_the_optimizer_updates():
     torch.manual_seed(0)
     model = build_model("ae", 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt, _ = make_optimizer(model, 1e-3, 1, 1)
+    opt = make_optimizer(model, 1e-3, 1, 1)
     flat = flat_parameter(model)
-    assert opt.param_groups[0]["params"] == [flat] and flat_parameter(model) is flat
+    assert opt.param is flat and flat_parameter(model) is flat
     assert flat.numel() == sum(p.numel() for p in model.parameters())
     state = model.state_dict()
     assert list(state) == list(before) and all(torch.equal(state[k], before[k]) for k in before)

@@ -201,7 +201,7 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     from latentlab import training
     x = load_mnist().x_train[:2000]
     model = build_model("ae", 2)
-    optimizer, scheduler = make_optimizer(model, 1e-3, 1, 16)
+    optimizer = make_optimizer(model, 1e-3, 1, 16)
     stop, calls = StopFlag(), []
     real = training.Step.__call__
 
@@ -212,9 +212,9 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
         return real(step, xb, *args)
 
     monkeypatch.setattr(training.Step, "__call__", counting)
-    assert train_epoch(model, optimizer, scheduler, x, 128, stop) is None
+    assert train_epoch(model, optimizer, x, 128, stop) is None
     assert calls == [128, 128, 128]          # 16 batches in the epoch; stopped after the third
-    assert scheduler.last_epoch == 3         # and the third was completed (its step taken)
+    assert optimizer.steps == 3              # and the third was completed (its step taken)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -380,6 +380,19 @@ def test_a_full_disk_while_saving_the_resume_state(good_results, capsys, monkeyp
     folder, before = good_results
     code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet", "--out", folder], capsys)
     assert_one_line_error(code, err, "cannot write the resume state")
+    assert digest(folder) == before
+
+
+def test_a_resume_state_of_an_older_version_is_refused_in_one_line(good_results, capsys):
+    """States saved before training.Adam hold torch.optim's optimizer and scheduler states."""
+    folder, before = good_results
+    model = build_model("ae", 2)
+    opt = torch.optim.Adam(model.parameters())
+    old = {**TrainState(epoch=1, model=model.state_dict(), optimizer=opt.state_dict()).__dict__,
+           "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0).state_dict()}
+    torch.save({"config": {"kind": "ae", "latent_dim": 2}, "state": old}, resume_path(folder))
+    code, err = run_inprocess(AE2, ["--resume", "--epochs", "2", "--quiet", "--out", folder], capsys)
+    assert_one_line_error(code, err, "was saved by an older version of this repo; run without --resume")
     assert digest(folder) == before
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import small_trained_vae
+from conftest import REPO, SPECS, small_trained_vae
 from latentlab import exact
+from latentlab.checkpoints import load_model
 from latentlab.data import load_mnist
 from latentlab.metrics import iwae_bound
 from latentlab.models import build_model
@@ -110,6 +111,22 @@ def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained
     wider = exact.exact_log_px(model, x[:100], half_range=exact.HALF_RANGE + 2)
     assert np.abs(finer - base).max() < 0.01 and np.abs(wider - base).max() < 1e-4
     assert np.abs(finer - base).mean() < np.abs(coarse - finer).mean()  # the error shrinks with the step
+
+
+def test_the_wider_grid_sums_again_only_the_images_that_reach_its_border():
+    """error_bound's range check equals summing every image on the wider grid. Test digit 490 (a 7)
+    is one the shortcut must not skip: the committed 2-D VAE's posterior of it has its mode at
+    z1 = 5.6 and 0.06 nats of its likelihood beyond z1 = 6."""
+    spec = SPECS["vae2"]
+    model, _ = load_model(REPO / spec.results_dir / "model.pt", spec)
+    x = load_mnist().x_test[480:500]
+    base = exact.exact_log_px(model, x)
+    every = exact.exact_log_px(model, x, half_range=exact.HALF_RANGE + 2)
+    finer_gap, wider_gap = exact.error_bound(model, x, base=base)
+    assert wider_gap == pytest.approx(abs(every.mean() - base.mean()), abs=1e-5)
+    assert wider_gap > 0.002 and every[10] - base[10] > 0.05
+    assert finer_gap == pytest.approx(abs(exact.exact_log_px(model, x, exact.STEP / 2, 2 * exact.CELL).mean()
+                                          - base.mean()), abs=1e-12)
 
 
 # ----------------------------------------------------------------- from the mutation run (mutation/)

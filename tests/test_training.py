@@ -1,4 +1,5 @@
 """The training loop in-process, on small real-data runs: the schedule, the bookkeeping, the stops."""
+import copy
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from conftest import small_mnist
 from latentlab import UserError
-from latentlab.backprop import Step
+from latentlab.backprop import Step, flat_parameter
 from latentlab.models import build_model
 from latentlab.training import (Interrupted, StopFlag, TrainState, evaluate, fit, frame_subset,
                                 init_output_bias, keep_freed_memory, make_optimizer, train_epoch)
@@ -19,29 +20,56 @@ def small_data():
 
 def test_the_learning_rate_warms_up_for_one_epoch_then_follows_a_cosine_to_zero():
     model = build_model("ae", 2)
-    opt, sched = make_optimizer(model, lr=0.01, epochs=10, steps_per_epoch=20)
-    assert opt.defaults["lr"] == 0.01 and opt.defaults.get("fused")
+    opt = make_optimizer(model, lr=0.01, epochs=10, steps_per_epoch=20)
+    flat_parameter(model).grad.fill_(1.0)
     lrs = []
     for _ in range(200):
-        lrs.append(opt.param_groups[0]["lr"])
+        lrs.append(opt.lr)
         opt.step()
-        sched.step()
+    assert opt.steps == 200 and float(opt.step_count) == 200
     assert lrs[0] == pytest.approx(0.01 / 20) and lrs[19] == pytest.approx(0.01)    # linear warm-up, 20 steps
     assert lrs[:20] == sorted(lrs[:20]) and lrs[20:] == sorted(lrs[20:], reverse=True)
     assert lrs[20 + 90] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 90 / 180)))  # halfway: half
     assert lrs[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 179 / 180)))
     opt.step()
-    sched.step()
-    assert opt.param_groups[0]["lr"] == 0   # past the end: stays at zero
-    opt, sched = make_optimizer(model, lr=0.01, epochs=1, steps_per_epoch=30)  # warm-up ≤ a tenth of all steps
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 / 3)
-    opt, sched = make_optimizer(model, lr=0.01, epochs=3, steps_per_epoch=5)   # 15 steps: warm-up of 1 step
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
-    opt, sched = make_optimizer(model, lr=0.01, epochs=1, steps_per_epoch=1)   # one step: full, then zero
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    assert opt.lr == 0   # past the end: stays at zero
+    opt = make_optimizer(model, lr=0.01, epochs=1, steps_per_epoch=30)  # warm-up ≤ a tenth of all steps
+    assert opt.lr == pytest.approx(0.01 / 3)
+    opt = make_optimizer(model, lr=0.01, epochs=3, steps_per_epoch=5)   # 15 steps: warm-up of 1 step
+    assert opt.lr == pytest.approx(0.01)
+    opt = make_optimizer(model, lr=0.01, epochs=1, steps_per_epoch=1)   # one step: full, then zero
+    assert opt.lr == pytest.approx(0.01)
     opt.step()
-    sched.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert opt.lr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_adam_is_torch_optim_adam_with_lambdalr_to_the_bit_and_resumes_exactly():
+    """The same update as torch.optim.Adam (fused) stepped by a LambdaLR of the same schedule, also
+    across a resume: a fresh model and optimizer loaded from the state after 8 of 16 steps."""
+    torch.manual_seed(0)
+    ours, theirs = build_model("vae", 2), build_model("vae", 2)
+    theirs.load_state_dict(ours.state_dict())
+    opt = make_optimizer(ours, 2e-3, 2, 8)
+    flat = flat_parameter(theirs)
+    ref = torch.optim.Adam([flat], lr=2e-3, fused=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(ref, opt.schedule)
+    for i in range(16):
+        if i == 8:
+            saved = opt.state_dict(), copy.deepcopy(ours.state_dict())
+            ours = build_model("vae", 2)
+            ours.load_state_dict(saved[1])
+            opt = make_optimizer(ours, 2e-3, 2, 8)
+            opt.load_state_dict(saved[0])
+        grad = torch.randn(flat.shape)
+        flat_parameter(ours).grad.copy_(grad)
+        flat.grad.copy_(grad)
+        opt.step()
+        ref.step()
+        sched.step()
+        assert torch.equal(flat_parameter(ours), flat) and torch.equal(opt.exp_avg_sq, ref.state[flat]["exp_avg_sq"])
+    assert opt.steps == 16 and opt.lr == sched.get_last_lr()[0]
+    with pytest.raises(ValueError):
+        opt.load_state_dict(ref.state_dict())   # torch.optim's layout
 
 
 def test_the_decoder_starts_at_the_mean_training_image(small_data):
@@ -86,23 +114,23 @@ def test_freed_memory_stays_with_the_process_where_the_c_library_is_glibc():
 def test_an_epoch_returns_the_mean_bound_over_its_images(small_data):
     torch.manual_seed(0)
     model = build_model("vae", 2)
-    opt, sched = make_optimizer(model, 1e-3, 1, 8)
-    neg_elbo, rec, kl = train_epoch(model, opt, sched, small_data.x_train, 128, beta=0.5)
+    opt = make_optimizer(model, 1e-3, 1, 8)
+    neg_elbo, rec, kl = train_epoch(model, opt, small_data.x_train, 128, beta=0.5)
     assert neg_elbo == pytest.approx(rec + kl) and kl > 0 and rec > 100   # the true −ELBO whatever β
-    assert sched.last_epoch == 8
+    assert opt.steps == 8
     # a batch that does not divide the images: the means still weigh every image once
     torch.manual_seed(1)
     frozen = build_model("ae", 2)
-    opt, sched = make_optimizer(frozen, 2e-3, 1, 8)
-    train_epoch(frozen, opt, sched, small_data.x_train, 128)
+    opt = make_optimizer(frozen, 2e-3, 1, 8)
+    train_epoch(frozen, opt, small_data.x_train, 128)
     x = small_data.x_train[:300]
-    opt, sched = make_optimizer(frozen, 0.0, 1, 3)  # lr 0: the model's own loss, whatever the order
-    loss, rec, kl = train_epoch(frozen, opt, sched, x, 128)
+    opt = make_optimizer(frozen, 0.0, 1, 3)  # lr 0: the model's own loss, whatever the order
+    loss, rec, kl = train_epoch(frozen, opt, x, 128)
     assert kl == 0 and loss == rec
     # float32 unless asked: bf16 would be ~7e-5 off here
     assert loss == pytest.approx(evaluate(frozen, x)["loss"], rel=1e-5)
-    opt, sched = make_optimizer(frozen, 0.0, 1, 3)
-    assert train_epoch(frozen, opt, sched, x, 128, amp=torch.bfloat16)[0] != pytest.approx(loss, rel=1e-5)
+    opt = make_optimizer(frozen, 0.0, 1, 3)
+    assert train_epoch(frozen, opt, x, 128, amp=torch.bfloat16)[0] != pytest.approx(loss, rel=1e-5)
 
 
 def test_beta_weighs_the_kl_of_the_objective_and_defaults_to_one(small_data):
@@ -120,8 +148,8 @@ def test_beta_weighs_the_kl_of_the_objective_and_defaults_to_one(small_data):
     def trained(**kw):
         torch.manual_seed(0)
         m = build_model("vae", 2)
-        opt, sched = make_optimizer(m, 2e-3, 1, 4)
-        train_epoch(m, opt, sched, small_data.x_train[:512], 128, **kw)
+        opt = make_optimizer(m, 2e-3, 1, 4)
+        train_epoch(m, opt, small_data.x_train[:512], 128, **kw)
         torch.manual_seed(0)
         again = build_model("vae", 2)
         fit(again, small_data, epochs=1, batch_size=256, lr=2e-3, progress="none", **kw)
@@ -171,7 +199,7 @@ def test_fit_keeps_a_frame_and_a_history_line_per_epoch_and_resumes_exactly(smal
     assert h["test_rec"] + h["test_kl"] == pytest.approx(h["test_loss"]) and h["test_kl"] > 0
     assert h["test_loss"] == evaluate(model, small_data.x_test, seed=0)["loss"]   # fit's default seed: 0
     # the schedule counts 8 steps per epoch (1,024 images, batch 128): after epoch 1 of 3, step 8 of 24
-    assert snapshots[0].scheduler["_last_lr"][0] == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi * 6 / 22)))
+    assert make_optimizer(model, 2e-3, 3, 8).schedule(snapshots[0].optimizer["steps"]) * 2e-3 == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi * 6 / 22)))
     assert [e["epoch"] for e in state.history] == [1, 2, 3] and h["test_loss"] < state.history[0]["test_loss"]
     assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"])
     assert h["test_mse"] == pytest.approx(evaluate(model, small_data.x_test)["mse"], rel=1e-2)

@@ -10,6 +10,7 @@
 
 Problems the user can fix (missing, unreadable or mismatched files) raise ``UserError``.
 """
+import dataclasses
 import os
 import shutil
 import zlib
@@ -128,9 +129,13 @@ def load_resume(out, spec, epochs):
         raise UserError(f"--resume: no resume state at {path}; run without --resume to start afresh")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        config, state = saved["config"], TrainState(**saved["state"])
+        config, fields = saved["config"], dict(saved["state"])
     except Exception as e:
         raise UserError(f"--resume: {path} is unreadable ({type(e).__name__}); delete it and start afresh") from None
+    if set(fields) != {f.name for f in dataclasses.fields(TrainState)}:   # e.g. a torch.optim scheduler's state
+        raise UserError(f"--resume: {path} was saved by an older version of this repo; "
+                        f"run without --resume to start afresh")
+    state = TrainState(**fields)
     if (config["kind"], config["latent_dim"]) != (spec.kind, spec.latent_dim):
         raise UserError(f"--resume: {path} holds a {config['kind'].upper()} with a "
                         f"{config['latent_dim']}-D latent, not this script's model")

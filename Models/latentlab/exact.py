@@ -15,6 +15,7 @@ the mean by < 0.001 nats); ``error_bound`` measures it.
 """
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,10 +27,17 @@ HALF_RANGE = 6.0   # the grid covers [-6, 6]^2: the prior's mass outside is < 4e
 MARGIN = 15.0      # nats below an image's best coarse cell that still get refined (a peak 0.02 wide
                    # can hide up to ~6 nats between coarse centres; cells 9 nats below hold < 1e-4)
 LOG_2PI = math.log(2 * math.pi)
+CHUNK = 2048       # points decoded at once: their logits stay in the CPU's cache (measured on a 2-core
+                   # EPYC: one image's 161 x 161 posterior grid in 0.15 s instead of 0.27 s at once)
 
 
 def decoded(model, z):
     """(logits of the points z, and the part of log p(x|z) + log p(z) that does not depend on x)."""
+    parts = [_decoded(model, z[i:i + CHUNK]) for i in range(0, len(z), CHUNK)]
+    return torch.cat([logits for logits, _ in parts]), torch.cat([rest for _, rest in parts])
+
+
+def _decoded(model, z):
     logits = model.decode(z)
     return logits, -softplus_sum(logits) - 0.5 * (z.pow(2).sum(-1) + 2 * LOG_2PI)
 
@@ -37,7 +45,10 @@ def decoded(model, z):
 def log_joint(model, x, z, grid=None):
     """log p(x|z) + log p(z) for every image (rows of x) and point (rows of z): (len(x), len(z)).
     ``grid``: ``decoded(model, z)`` when already at hand."""
-    logits, rest = grid if grid is not None else decoded(model, z)
+    if grid is None:
+        return torch.cat([log_joint(model, x, None, _decoded(model, z[i:i + CHUNK]))
+                          for i in range(0, len(z), CHUNK)], 1)
+    logits, rest = grid
     return torch.addmm(rest, x, logits.T)
 
 
@@ -70,17 +81,27 @@ def selected_cells(coarse, n, margin=MARGIN):
 
 
 @torch.no_grad()
-def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN, block=8):
+def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN):
+    """(boolean (images, n, n): each image's ``selected_cells`` of the coarse grid, and n)."""
+    centres, n = coarse_centres(step, cell, half_range)
+    grid = decoded(model, centres.to(x.device))
+    chosen = torch.cat([selected_cells(log_joint(model, x[i:i + 1000], None, grid), n, margin)
+                        for i in range(0, len(x), 1000)])
+    return chosen.view(len(x), n, n), n
+
+
+@torch.no_grad()
+def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN, block=8, chosen=None):
     """Per-image log p(x) in nats (float64 numpy), by the coarse-to-fine quadrature above.
 
     The fine grid is visited in square blocks of ``block`` x ``block`` coarse cells, each decoded once,
     and only for the images that chose a cell in it; a running log-sum-exp collects each image's sum.
+    ``chosen``: ``chosen_cells`` of ``x`` with these settings, when already at hand.
     """
     model.eval()
-    centres, n = coarse_centres(step, cell, half_range)
-    grid = decoded(model, centres.to(x.device))
-    chosen = torch.cat([selected_cells(log_joint(model, x[i:i + 1000], None, grid), n, margin)
-                        for i in range(0, len(x), 1000)]).view(len(x), n, n)
+    if chosen is None:
+        chosen, _ = chosen_cells(model, x, step, cell, half_range, margin)
+    n = chosen.shape[1]
     total = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
     for bi in range(0, n, block):
         for bj in range(0, n, block):
@@ -100,14 +121,27 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
     return (total + 2 * math.log(step)).cpu().numpy()
 
 
-def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None):
-    """(|Δ mean| when the step is halved, |Δ mean| when the range grows by 2) in nats: the quadrature's
-    error, measured. Halving the step keeps the coarse cells (and doubles ``cell``). ``base``:
-    ``exact_log_px`` of ``x`` with these settings, when already at hand."""
-    base = (exact_log_px(model, x, step, CELL, half_range) if base is None else base).mean()
-    finer = exact_log_px(model, x, step / 2, 2 * CELL, half_range).mean()
-    wider = exact_log_px(model, x, step, CELL, half_range + 2.0).mean()
-    return float(abs(finer - base)), float(abs(wider - base))
+def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0):
+    """(|Δ mean| when the step is halved, |Δ mean| when the range grows by ``grow``) in nats: the
+    quadrature's error, measured. Halving the step keeps the coarse cells (and doubles ``cell``).
+    ``base``: ``exact_log_px`` of ``x`` with these settings, when already at hand.
+
+    On the wider grid, an image none of whose chosen cells lies in the added border sums the very
+    cells it summed before: only the others are summed again (a posterior can reach the border: a
+    test 7 of the 2-D VAE has its mode at z1 = 5.6 and 0.06 nats beyond z1 = 6).
+    """
+    base = exact_log_px(model, x, step, CELL, half_range) if base is None else np.asarray(base)
+    finer = exact_log_px(model, x, step / 2, 2 * CELL, half_range)
+    chosen, n = chosen_cells(model, x, step, CELL, half_range + grow)
+    border = int(round(grow / (step * CELL)))   # coarse cells added on each side
+    inside = torch.zeros(n, n, dtype=torch.bool, device=chosen.device)
+    inside[border:n - border, border:n - border] = True
+    reaching = torch.nonzero((chosen & ~inside).flatten(1).any(1)).squeeze(1)
+    wider = base.copy()
+    if len(reaching):
+        wider[reaching.cpu().numpy()] = exact_log_px(model, x[reaching], step, CELL, half_range + grow,
+                                                     chosen=chosen[reaching])
+    return float(abs(finer.mean() - base.mean())), float(abs(wider.mean() - base.mean()))
 
 
 @torch.no_grad()
