@@ -33,11 +33,11 @@ CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
 def pack_weights(state_dict):
     """The float32 weights, losslessly: byte-shuffled (the four bytes of every number in four planes,
     so the sign-and-exponent plane is nearly constant) and deflated. 15% smaller than torch.save's
-    raw bytes, which keeps model.pt under 4 MiB."""
+    raw bytes, which keeps model.pt under 4 MiB. zlib level 1: 0.06 s; level 9 saves 1% more in 0.44 s."""
     flat = torch.cat([v.detach().cpu().reshape(-1) for v in state_dict.values()]).numpy().astype("<f4")
     planes = flat.view(np.uint8).reshape(-1, 4).T.tobytes()
     return {"names": list(state_dict), "shapes": [list(v.shape) for v in state_dict.values()],
-            "deflated": torch.frombuffer(bytearray(zlib.compress(planes, 9)), dtype=torch.uint8)}
+            "deflated": torch.frombuffer(bytearray(zlib.compress(planes, 1)), dtype=torch.uint8)}
 
 
 def unpack_weights(packed):
