@@ -54,7 +54,7 @@ class Adam:
     The update is torch's own: ``torch.optim.adam.adam`` is the function torch.optim.Adam calls (the
     fused kernel on CPU and CUDA), so the numbers are torch.optim.Adam + LambdaLR's to the bit. Only
     the bookkeeping is ours, because torch.optim.Optimizer imports torch._dynamo on first use: 0.9 s
-    of every run on a 2-core EPYC, as long as the 32-D AE's evaluation takes.
+    of every training run on a 2-core EPYC.
     """
 
     betas, eps = (0.9, 0.999), 1e-8
