@@ -181,7 +181,10 @@ def test_evaluate_reports_the_deterministic_reconstruction_and_the_codes(small_d
     assert whole["bce"] == pytest.approx(r["bce"], rel=1e-6)
 
 
-def test_fit_keeps_a_frame_and_a_history_line_per_epoch_and_resumes_exactly(small_data):
+def test_fit_keeps_a_frame_and_a_history_line_per_epoch_and_resumes_exactly(small_data, monkeypatch):
+    from latentlab import training
+    made = []   # the optimizer fit makes, to read its schedule
+    monkeypatch.setattr(training, "make_optimizer", lambda *args: made.append(make_optimizer(*args)) or made[-1])
     torch.manual_seed(0)
     model = build_model("vae", 2)
     index = frame_subset(len(small_data.x_test), size=100)
@@ -199,7 +202,8 @@ def test_fit_keeps_a_frame_and_a_history_line_per_epoch_and_resumes_exactly(smal
     assert h["test_rec"] + h["test_kl"] == pytest.approx(h["test_loss"]) and h["test_kl"] > 0
     assert h["test_loss"] == evaluate(model, small_data.x_test, seed=0)["loss"]   # fit's default seed: 0
     # the schedule counts 8 steps per epoch (1,024 images, batch 128): after epoch 1 of 3, step 8 of 24
-    assert make_optimizer(model, 2e-3, 3, 8).schedule(snapshots[0].optimizer["steps"]) * 2e-3 == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi * 6 / 22)))
+    assert made[0].total == 24 and made[0].steps == 24 and snapshots[0].optimizer["steps"] == 8
+    assert made[0].base_lr * made[0].schedule(8) == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi * 6 / 22)))
     assert [e["epoch"] for e in state.history] == [1, 2, 3] and h["test_loss"] < state.history[0]["test_loss"]
     assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"])
     assert h["test_mse"] == pytest.approx(evaluate(model, small_data.x_test)["mse"], rel=1e-2)
@@ -242,7 +246,7 @@ def test_progress_bar_lines_or_silence(small_data, capsys, monkeypatch):
 
     class Counted(tqdm):
         def close(self):
-            counts.append(self.n)
+            counts.append((self.n, self.total, self.leave))
             super().close()
 
     monkeypatch.setattr(training, "tqdm", Counted)
@@ -251,7 +255,8 @@ def test_progress_bar_lines_or_silence(small_data, capsys, monkeypatch):
     assert lines == [] and capsys.readouterr().out == ""
     fit(build_model("ae", 2), small_data, epochs=1, batch_size=128, lr=1e-3, progress="bar", log=lines.append)
     out = capsys.readouterr().out
-    assert "epoch 1/1" in out and counts[0] == 8 and len(lines) == 1   # a bar through all 8 batches, and a line
+    assert "epoch 1/1" in out and len(lines) == 1    # a bar through all 8 batches, gone when done, and a line
+    assert counts[0] == (8, 8, False)
     fit(build_model("ae", 2), small_data, epochs=1, batch_size=128, lr=1e-3, log=lines.append)
     assert len(lines) == 2 and capsys.readouterr().out == ""           # default: lines, no bar
 
