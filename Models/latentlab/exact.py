@@ -11,7 +11,7 @@ The grid is coarse-to-fine: a coarse grid (cells of ``step * cell``) over [-R, R
 image, the cells within ``margin`` nats of its best one; those cells and their neighbours are then
 summed on the fine grid (midpoint rule, step ``step``). The posteriors here are ~0.02-0.1 wide, and a
 midpoint sum of such a smooth peak converges faster than any power of the step (halving 0.02 moves
-the mean by < 0.001 nats); ``error_bound`` measures it.
+the mean by 0.0004 nats); ``error_bound`` measures a bound on it in every run.
 """
 import math
 
@@ -121,17 +121,24 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
     return (total + 2 * math.log(step)).cpu().numpy()
 
 
-def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0):
-    """(|Δ mean| when the step is halved, |Δ mean| when the range grows by ``grow``) in nats: the
-    quadrature's error, measured. Halving the step keeps the coarse cells (and doubles ``cell``).
+def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0, coarser=3):
+    """(|Δ mean| when the fine grid is made coarser, |Δ mean| when the range grows by ``grow``) in
+    nats: the quadrature's error, measured. The coarser grid keeps the coarse cells and puts
+    ``coarser`` points a side in each instead of ``CELL`` (step 0.02 -> 0.0333).
     ``base``: ``exact_log_px`` of ``x`` with these settings, when already at hand.
+
+    Why coarser and not finer: the difference to a coarser grid bounds this grid's error whenever the
+    error falls at least as fast as step^1.4 ((5/3)^1.4 = 2), and costs a sixth of a halved step's
+    (9 points a cell instead of 100). Measured on the committed 2-D VAE, first 500 test images: step
+    0.0333 moves the mean by 0.0073 nats, step 0.01 by 0.00044 (0.55 s against 3.0 s): the error falls
+    far faster than that, so the bound is loose by ~17x, and still 40x below the seed spread.
 
     On the wider grid, an image none of whose chosen cells lies in the added border sums the very
     cells it summed before: only the others are summed again (a posterior can reach the border: a
     test 7 of the 2-D VAE has its mode at z1 = 5.6 and 0.06 nats beyond z1 = 6).
     """
     base = exact_log_px(model, x, step, CELL, half_range) if base is None else np.asarray(base)
-    finer = exact_log_px(model, x, step / 2, 2 * CELL, half_range)
+    rougher = exact_log_px(model, x, step * CELL / coarser, coarser, half_range)
     chosen, n = chosen_cells(model, x, step, CELL, half_range + grow)
     border = int(round(grow / (step * CELL)))   # coarse cells added on each side
     inside = torch.zeros(n, n, dtype=torch.bool, device=chosen.device)
@@ -141,7 +148,7 @@ def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0)
     if len(reaching):
         wider[reaching.cpu().numpy()] = exact_log_px(model, x[reaching], step, CELL, half_range + grow,
                                                      chosen=chosen[reaching])
-    return float(abs(finer.mean() - base.mean())), float(abs(wider.mean() - base.mean()))
+    return float(abs(rougher.mean() - base.mean())), float(abs(wider.mean() - base.mean()))
 
 
 @torch.no_grad()

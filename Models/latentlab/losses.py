@@ -12,19 +12,22 @@ towards the autoencoder, and β = 1 is the ELBO itself.
 import torch
 
 
-def softplus_sum(logits, group=28):
+def softplus_sum(logits, factors=16):
     """``F.softplus(logits).sum(-1)``, ~10x faster on CPU, where torch's log1p and exp are not
     vectorised but sigmoid is.
 
-    softplus(l) = max(l, 0) - log sigmoid(|l|); the logs of each ``group`` factors in [1/2, 1] (a row of
-    28 pixels) are taken as the log of their product, above 2^-28 so it cannot underflow. Measured
+    softplus(l) = max(l, 0) - log sigmoid(|l|); the logs of ``factors`` values in [1/2, 1] are taken as
+    the log of their product, above 2^-16 so it cannot underflow. The products run across the row's
+    16 slices of 49 pixels (a product over a contiguous last axis of 28, as before, is a scalar loop:
+    69 against 33 us for 256 images, 454 against 183 us for 2,000, on a 2-core EPYC). Measured
     against float64 on 100,000 images' logits ~ N(0, 4^2): the same float32 rounding as F.softplus
     (at most 3e-4 nats per image, mean error 6e-8).
     """
-    factors = torch.sigmoid(logits.abs())
-    if logits.shape[-1] % group:
-        group = 1
-    return logits.clamp_min(0).sum(-1) - factors.unflatten(-1, (-1, group)).prod(-1).log_().sum(-1)
+    sig = torch.sigmoid(logits.abs())
+    n = logits.shape[-1]
+    if n % factors:
+        factors = 1
+    return logits.clamp_min(0).sum(-1) - sig.reshape(*logits.shape[:-1], factors, n // factors).prod(-2).log_().sum(-1)
 
 
 def bernoulli_nll(logits, x):
