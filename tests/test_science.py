@@ -2,6 +2,7 @@
 has the posterior's mean and variance; a VAE whose decoder ignores z has every bound (−ELBO, IWAE at
 any k, the exact quadrature) equal to its closed-form −log p(x); on a trained 2-D VAE, IWAE does not
 loosen as k grows and stays above the exact value, and the quadrature converges."""
+import copy
 import math
 
 import numpy as np
@@ -113,23 +114,49 @@ def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained
     assert np.abs(finer - base).mean() < np.abs(coarse - finer).mean()  # the error shrinks with the step
 
 
-def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reach_the_wider_grids_border():
+def _committed_vae2():
+    spec = SPECS["vae2"]
+    return load_model(REPO / spec.results_dir / "model.pt", spec)[0]
+
+
+def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reach_the_wider_grids_border(monkeypatch):
     """error_bound's range check equals summing every image on the wider grid. Test digit 490 (a 7)
     is one the shortcut must not skip: the committed 2-D VAE's posterior of it has its mode at
-    z1 = 5.6 and 0.06 nats of its likelihood beyond z1 = 6."""
-    spec = SPECS["vae2"]
-    model, _ = load_model(REPO / spec.results_dir / "model.pt", spec)
+    z1 = 5.6 and 0.06 nats of its likelihood beyond z1 = 6. It is the only one of these 20 digits
+    summed again; with z1 and z2 swapped in the decoder, it reaches the border along z2 instead."""
+    model = _committed_vae2()
     x = load_mnist().x_test[480:500]
     base = exact.exact_log_px(model, x)
     every = exact.exact_log_px(model, x, half_range=exact.HALF_RANGE + 2)
+    summed = []   # (images, half range) of every sum error_bound asks for
+    real = exact.exact_log_px
+    monkeypatch.setattr(exact, "exact_log_px", lambda m, xs, *a, **kw: summed.append(
+        (len(xs), kw.get("half_range", a[2] if len(a) > 2 else exact.HALF_RANGE))) or real(m, xs, *a, **kw))
     rougher_gap, wider_gap = exact.error_bound(model, x, base=base)
     assert wider_gap == pytest.approx(abs(every.mean() - base.mean()), abs=1e-5)
     assert wider_gap > 0.002 and every[10] - base[10] > 0.05
-    rougher = exact.exact_log_px(model, x, exact.STEP * exact.CELL / 3, 3)
+    assert summed == [(20, exact.HALF_RANGE), (1, exact.HALF_RANGE + 2)]
+    rougher = real(model, x, exact.STEP * exact.CELL / 3, 3)
     assert rougher_gap == pytest.approx(abs(rougher.mean() - base.mean()), abs=1e-12)
     # the rougher grid's difference is a bound: it exceeds the finer grid's, the closer estimate of the error
-    finer = exact.exact_log_px(model, x, exact.STEP / 2, 2 * exact.CELL)
+    finer = real(model, x, exact.STEP / 2, 2 * exact.CELL)
     assert rougher_gap > 3 * abs(finer.mean() - base.mean())
+    swapped = copy.deepcopy(model)
+    swapped.decoder[0].weight.data = model.decoder[0].weight.data[:, [1, 0]].clone()   # p(x|z1, z2) -> p(x|z2, z1)
+    _, swapped_gap = exact.error_bound(swapped, x, base=base)
+    assert swapped_gap == pytest.approx(wider_gap, abs=1e-5)
+
+
+def test_the_error_bound_computes_its_own_base_and_keeps_to_the_range_it_is_given():
+    model = _committed_vae2()
+    x = load_mnist().x_test[480:500]
+    rougher_gap, wider_gap = exact.error_bound(model, x, half_range=5.0)
+    base = exact.exact_log_px(model, x, half_range=5.0)
+    rougher = exact.exact_log_px(model, x, exact.STEP * exact.CELL / 3, 3, half_range=5.0)
+    wider = exact.exact_log_px(model, x, half_range=7.0)
+    assert rougher_gap == pytest.approx(abs(rougher.mean() - base.mean()), abs=1e-12)
+    assert wider_gap == pytest.approx(abs(wider.mean() - base.mean()), abs=1e-5)
+    assert wider_gap > 0.01   # digit 490's mode at z1 = 5.6 lies outside [-5, 5]
 
 
 # ----------------------------------------------------------------- from the mutation run (mutation/)
