@@ -27,7 +27,8 @@ def softplus_sum(logits, factors=16):
     n = logits.shape[-1]
     if n % factors:
         factors = 1
-    return logits.clamp_min(0).sum(-1) - sig.reshape(*logits.shape[:-1], factors, n // factors).prod(-2).log_().sum(-1)
+    products = sig.reshape(*logits.shape[:-1], factors, n // factors).prod(-2)
+    return logits.clamp_min(0).sum(-1) - products.log_().sum(-1)
 
 
 def bernoulli_nll(logits, x):
