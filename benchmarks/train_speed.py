@@ -160,7 +160,7 @@ sys.path.insert(0, str(REPO / "Models"))
 
 from latentlab import animations  # noqa: E402
 from latentlab.checkpoints import load_model  # noqa: E402
-from latentlab.cli import DEVICE_HELP, pick_device, pick_precision, seed_everything  # noqa: E402
+from latentlab.cli import DEVICE_HELP, pick_device, pick_precision, positive, seed_everything  # noqa: E402
 from latentlab.data import DEFAULT_DATA_ROOT, load_mnist  # noqa: E402
 from latentlab.models import build_model  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
@@ -381,7 +381,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--skip-original", action="store_true", help="skip the slow original loop (default: off)")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--repeats", type=positive(int), default=1,
                    help="runs of each script in section 7, whose median is printed (default: 1)")
     p.add_argument("--sections", default="1,2,3,4,5,6,7,8",
                    help="comma-separated sections to run; 3 and 4 run together (default: 1,2,3,4,5,6,7,8)")
