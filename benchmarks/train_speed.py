@@ -65,8 +65,8 @@ Third round (same machine; ms per step at batch 256, each pair measured in alter
   Adam still over the 12 tensors: VAE 32-D 3.87 against 4.39 ms for autograd + autocast; with Adam
   over one flat parameter (0.30 instead of 0.66 ms a step), two alternated pairs: AE 2-D 4.08 and
   3.81 / VAE 2-D 4.09 and 3.95 / VAE 32-D 4.20 and 3.96 ms against 4.66 and 4.91 / 5.08 and 4.85 /
-  5.14 and 4.40. Kept; the full benchmark then gives 42-45% of the bf16 peak (31-35% before). Its gradient equals autograd's to 1e-16 in float64
-  (tests/test_backprop.py). In float32 (CPUs without bf16): 8.13 / 8.28 / 8.51 ms against 8.13 /
+  5.14 and 4.40. Kept; the full benchmark then gives 42-45% of the bf16 peak (31-35% before). Its
+  gradient equals autograd's to 1e-16 in float64 (tests/test_backprop.py). In float32 (CPUs without bf16): 8.13 / 8.28 / 8.51 ms against 8.13 /
   8.58 / 8.74, not slower. Casts: 9% of CPU time (section 8);
 - batches by ``index_select`` instead of ``x[idx]``: 37 against 115 us per batch. Kept;
 - what is left: the step's matmuls alone at these shapes run at 580-750 GFLOP/s (the 784x512 layer
