@@ -67,8 +67,8 @@ Third round (same machine; ms per step at batch 256, each pair measured in alter
   over one flat parameter (0.30 instead of 0.66 ms a step), two alternated pairs: AE 2-D 4.08 and
   3.81 / VAE 2-D 4.09 and 3.95 / VAE 32-D 4.20 and 3.96 ms against 4.66 and 4.91 / 5.08 and 4.85 /
   5.14 and 4.40. Kept; the full benchmark then gives 42-45% of the bf16 peak (31-35% before). Its
-  gradient equals autograd's to 1e-16 in float64 (tests/test_backprop.py). In float32 (CPUs without bf16): 8.13 / 8.28 / 8.51 ms against 8.13 /
-  8.58 / 8.74, not slower. Casts: 9% of CPU time (section 8);
+  gradient equals autograd's to 1e-16 in float64 (tests/test_backprop.py). In float32 (CPUs without
+  bf16): 8.13 / 8.28 / 8.51 ms against 8.13 / 8.58 / 8.74, not slower. Casts: 9% of CPU time (section 8);
 - batches by ``index_select`` instead of ``x[idx]``: 37 against 115 us per batch. Kept;
 - what is left: the step's matmuls alone at these shapes run at 580-750 GFLOP/s (the 784x512 layer
   749, the 512x256 ones 583-616), 65-80% of the 2048^2 peak, 2.0 ms of the 3.4 ms step; Adam's one
@@ -220,11 +220,11 @@ def matmul_peak(device, dtype, n=2048, reps=10, trials=5):
     return best
 
 
-def matmul_ceiling(model, device, dtype, batch, reps=50, optimizer=None):
-    """GFLOP/s of a training step's matmuls alone at ``model``'s shapes: each layer's forward, input
-    gradient (not the first layer's) and weight gradient, in ``dtype``; nothing else. With
-    ``optimizer``, each step also runs its ``step()`` (Adam's pass over the weights and moments), the
-    one other piece of work a step cannot shed."""
+def matmul_ceilings(model, device, dtype, batch, optimizer, reps=50):
+    """GFLOP/s of a training step's matmuls alone at ``model``'s shapes (each layer's forward, input
+    gradient, not the first layer's, and weight gradient, in ``dtype``; nothing else), and of the same
+    with ``optimizer.step()`` after each step (Adam's pass over the weights and moments), the one other
+    piece of work a step cannot shed."""
     dtype = dtype or torch.float32
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     ops = []
@@ -235,17 +235,18 @@ def matmul_ceiling(model, device, dtype, batch, reps=50, optimizer=None):
         ops += [lambda h=h, w=w: torch.mm(h, w.t()), lambda g=g, h=h: torch.mm(g.t(), h)]
         if i != 0:
             ops.append(lambda g=g, w=w: torch.mm(g, w))
-    if optimizer is not None:
-        ops.append(optimizer.step)
-    for op in ops:
-        op()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        for op in ops:
+    rates = []
+    for step in (ops, ops + [optimizer.step]):
+        for op in step:
             op()
-    sync(device)
-    return reps * batch * train_flops_per_image(model) / (time.perf_counter() - t) / 1e9
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(reps):
+            for op in step:
+                op()
+        sync(device)
+        rates.append(reps * batch * train_flops_per_image(model) / (time.perf_counter() - t) / 1e9)
+    return rates
 
 
 def train_flops_per_image(model):
@@ -267,8 +268,7 @@ def training_speed(spec, data, device, amp, images=30_000):
     train_epoch(model, opt, x, spec.batch_size, amp=amp)
     sync(device)
     rate = images / (time.perf_counter() - t)
-    return (rate, rate * train_flops_per_image(model) / 1e9, matmul_ceiling(model, device, amp, spec.batch_size),
-            matmul_ceiling(model, device, amp, spec.batch_size, optimizer=opt))
+    return (rate, rate * train_flops_per_image(model) / 1e9, *matmul_ceilings(model, device, amp, spec.batch_size, opt))
 
 
 def seconds_to_target(spec, data, device, amp, target):
