@@ -1,19 +1,26 @@
 """Every file that holds trained weights or training state, written and read in this one module.
 
-- ``model.pt`` in a results folder: the config that rebuilds the model, its weights (packed losslessly
-  by ``pack_weights``), the training history and, where per-epoch test codes were kept, the indices of
-  those test images; the codes themselves are in ``posterior_frames.npy`` beside it. Enough for ``--plots-only`` to redraw
-  everything without training.
+- ``model.pt`` in a results folder: plain ``torch.save`` of ``{"config", "state_dict", "history",
+  "train_seconds"}`` (and, where per-epoch test codes were kept, ``"frame_index"``, the indices of those
+  test images; the codes themselves are in ``posterior_frames.npy`` beside it). With plain torch::
+
+      ckpt = torch.load("model.pt", weights_only=True)
+      c = ckpt["config"]
+      model = build_model(c["kind"], c["latent_dim"], c["arch"], c["hidden"])
+      model.load_state_dict(ckpt["state_dict"])
+
 - ``<results folder>.resume.pt`` beside a results folder: the whole ``TrainState`` after the last
-  finished epoch, for ``--resume``.
+  finished epoch (the model's, Adam's and the scheduler's own ``state_dict()``), for ``--resume``.
 - ``lenet_mnist.pt`` in this package: the classifier that judges reconstructions and samples.
 
-Problems the user can fix (missing, unreadable or mismatched files) raise ``UserError``.
+Each file is serialised in memory and then written by plain file I/O into a temporary name renamed
+over the target, so a full disk raises an ``OSError`` (torch.save's own writer raises a RuntimeError)
+and never leaves a half-written file. Problems the user can fix raise ``UserError``.
 """
 import dataclasses
+import io
 import os
 import shutil
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,38 +33,51 @@ from .training import TrainState
 MODEL_FILE = "model.pt"
 CODE_FRAMES = "posterior_frames.npy"  # per-epoch test posterior means, kept for --plots-only
 CLASSIFIER_PATH = Path(__file__).with_name("lenet_mnist.pt")
+RESUME_FORMAT = 3   # raised whenever TrainState's content changes meaning
+
+
+def write_atomically(path, data):
+    """``path`` holds ``data`` (bytes) whole, or is left as it was: written into ``path.tmp``, then renamed."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_torch(obj, path):
+    """``torch.save(obj, path)``, atomically and with a real OSError on a full disk."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def save_numpy(array, path):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomically(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- model.pt
 
-def pack_weights(state_dict):
-    """The float32 weights, losslessly: byte-shuffled (the four bytes of every number in four planes,
-    so the sign-and-exponent plane is nearly constant) and deflated. 14% smaller than torch.save's
-    raw bytes, which keeps model.pt under 4 MiB. zlib level 1: 0.06 s; level 9 saves 1% more in 0.44 s."""
-    flat = torch.cat([v.detach().cpu().reshape(-1) for v in state_dict.values()]).numpy().astype("<f4")
-    planes = flat.view(np.uint8).reshape(-1, 4).T.tobytes()
-    return {"names": list(state_dict), "shapes": [list(v.shape) for v in state_dict.values()],
-            "deflated": torch.frombuffer(bytearray(zlib.compress(planes, 1)), dtype=torch.uint8)}
-
-
-def unpack_weights(packed):
-    """The state dict ``pack_weights`` packed, bit for bit."""
-    planes = np.frombuffer(zlib.decompress(packed["deflated"].numpy().tobytes()), dtype=np.uint8)
-    flat = torch.from_numpy(planes.reshape(4, -1).T.copy().view("<f4").ravel())
-    sizes = [int(np.prod(shape)) for shape in packed["shapes"]]
-    parts = flat.split(sizes)
-    return {name: part.view(shape) for name, shape, part in zip(packed["names"], packed["shapes"], parts)}
+def model_config(config):
+    """The part of a run's config that rebuilds its model."""
+    return config["kind"], config["latent_dim"], config.get("arch", "mlp"), config["hidden"]
 
 
 def save_model(folder, model, config, state):
     """Write ``model.pt`` (and ``posterior_frames.npy`` when per-epoch codes were kept) into ``folder``."""
-    ckpt = {"config": config, "weights": pack_weights(model.state_dict()),
+    ckpt = {"config": config, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "history": state.history, "train_seconds": state.train_seconds}
     if state.frame_index is not None:
         ckpt["frame_index"] = state.frame_index
-    torch.save(ckpt, folder / MODEL_FILE)
+    save_torch(ckpt, folder / MODEL_FILE)
     if state.code_frames:
-        np.save(folder / CODE_FRAMES, np.stack([f.numpy() for f in state.code_frames]))
+        save_numpy(np.stack([f.numpy() for f in state.code_frames]), folder / CODE_FRAMES)
 
 
 def copy_model(source, folder):
@@ -67,33 +87,41 @@ def copy_model(source, folder):
             shutil.copy2(source / name, folder / name)
 
 
-def load_model(path, spec=None, device="cpu"):
+def _describe(kind, latent_dim, arch):
+    return f"a {kind.upper()} ({arch}) with a {latent_dim}-D latent"
+
+
+def load_model(path, spec=None, device="cpu", arch=None):
     """Rebuild the model saved by ``save_model``; returns (model in eval mode, checkpoint dict).
 
-    With ``spec`` given, refuses a checkpoint of another model kind or latent size.
+    With ``spec`` (and ``arch``) given, refuses a checkpoint of another model kind, latent size or
+    architecture.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"no checkpoint at {path}; train first (run without --plots-only)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        config = ckpt["config"]
-        model = build_model(config["kind"], config["latent_dim"], config["hidden"])
-        if spec is not None and (config["kind"], config["latent_dim"]) != (spec.kind, spec.latent_dim):
-            raise UserError(f"{path} holds a {config['kind'].upper()} with a {config['latent_dim']}-D latent, "
-                            f"not this script's {spec.kind.upper()} with a {spec.latent_dim}-D latent")
-        # "state_dict": model.pt files written before the weights were packed
-        model.load_state_dict(ckpt["state_dict"] if "state_dict" in ckpt else unpack_weights(ckpt["weights"]))
+        if "state_dict" not in ckpt:
+            raise UserError(f"{path} was written by an older version of this repo; run the script again "
+                            f"(without --plots-only) to rewrite it")
+        kind, latent_dim, saved_arch, hidden = model_config(ckpt["config"])
+        if spec is not None and (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch or saved_arch):
+            raise UserError(f"{path} holds {_describe(kind, latent_dim, saved_arch)}, not this run's "
+                            f"{_describe(spec.kind, spec.latent_dim, arch or saved_arch)}")
+        model = build_model(kind, latent_dim, saved_arch, hidden)
+        model.load_state_dict(ckpt["state_dict"])
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"{path} is not a readable checkpoint of this repo ({type(e).__name__})") from None
-    return model.to(device).eval(), ckpt
+        raise UserError(f"{path} is not a readable checkpoint of this model ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120] if str(e) else ''}); run the script again to rewrite it") from None
+    return model.to(device, memory_format=torch.channels_last).eval(), ckpt  # as cli trains it
 
 
-def load_run(folder, spec, device):
+def load_run(folder, spec, device, arch=None):
     """(model, config, finished TrainState) of the run whose results are in ``folder``."""
-    model, ckpt = load_model(folder / MODEL_FILE, spec, device)
+    model, ckpt = load_model(folder / MODEL_FILE, spec, device, arch)
     config = ckpt["config"]
     state = TrainState(epoch=config["epochs"], history=ckpt["history"], train_seconds=ckpt["train_seconds"],
                        frame_index=ckpt.get("frame_index"))
@@ -113,32 +141,30 @@ def resume_path(out):
 
 
 def save_resume(out, state, config):
-    """Written after every epoch, atomically (a temporary file renamed over the last one), so a run
-    killed at any moment leaves the state of its last finished epoch."""
-    path = resume_path(out)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": config, "state": state.__dict__}, tmp)
-    os.replace(tmp, path)
+    """Written after every epoch, atomically, so a run killed at any moment leaves the state of its
+    last finished epoch."""
+    save_torch({"format": RESUME_FORMAT, "config": config, "state": state.__dict__}, resume_path(out))
 
 
-def load_resume(out, spec, epochs):
+def load_resume(out, spec, epochs, arch="mlp"):
     """(TrainState, config) saved by an interrupted run of ``spec`` into ``out``, to continue up to
     ``epochs``."""
     path = resume_path(out)
     if not path.exists():
         raise UserError(f"--resume: no resume state at {path}; run without --resume to start afresh")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        config, fields = saved["config"], dict(saved["state"])
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        version, config, fields = saved.get("format"), saved["config"], dict(saved["state"])
     except Exception as e:
         raise UserError(f"--resume: {path} is unreadable ({type(e).__name__}); delete it and start afresh") from None
-    if set(fields) != {f.name for f in dataclasses.fields(TrainState)}:   # e.g. a torch.optim scheduler's state
+    if version != RESUME_FORMAT or set(fields) != {f.name for f in dataclasses.fields(TrainState)}:
         raise UserError(f"--resume: {path} was saved by an older version of this repo; "
                         f"run without --resume to start afresh")
     state = TrainState(**fields)
-    if (config["kind"], config["latent_dim"]) != (spec.kind, spec.latent_dim):
-        raise UserError(f"--resume: {path} holds a {config['kind'].upper()} with a "
-                        f"{config['latent_dim']}-D latent, not this script's model")
+    kind, latent_dim, saved_arch, _ = model_config(config)
+    if (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch):
+        raise UserError(f"--resume: {path} holds {_describe(kind, latent_dim, saved_arch)}, not this run's "
+                        f"{_describe(spec.kind, spec.latent_dim, arch)}")
     if state.epoch > epochs:
         raise UserError(f"--resume: the saved run already has {state.epoch} epochs; ask for --epochs ≥ {state.epoch}")
     return state, config
@@ -147,7 +173,7 @@ def load_resume(out, spec, epochs):
 # --------------------------------------------------------------------------- the judging classifier
 
 def save_classifier(net, path=CLASSIFIER_PATH):
-    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, path)
+    save_torch({k: v.cpu() for k, v in net.state_dict().items()}, path)
 
 
 def load_classifier(device, path=CLASSIFIER_PATH):

@@ -21,7 +21,7 @@ from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
 from .data import REPO_ROOT, load_mnist
 from .folders import swap_in, writing
-from .models import build_model
+from .models import ARCHS, build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -51,6 +51,11 @@ class ModelSpec:
     def label(self):
         """Name in tables and figures: "AE 2-D", "VAE 32-D", ..."""
         return f"{self.kind.upper()} {self.latent_dim}-D"
+
+    def results_for(self, arch):
+        """The default results folder of ``arch``: the MLP's is ``results_dir``, any other's sits beside it
+        with the architecture as a suffix (``2D_latent_VAE_conv``), so it never replaces the MLP's."""
+        return self.results_dir if arch == "mlp" else f"{self.results_dir}_{arch}"
 
 
 # --------------------------------------------------------------------------- flags
@@ -100,6 +105,10 @@ def build_parser(spec, description=None):
     p.add_argument("--lr", type=positive(float), default=spec.lr,
                    help=f"peak Adam learning rate, cosine-decayed to zero (default: {spec.lr:g})")
     p.add_argument("--seed", type=integer, default=0, help="random seed (default: 0)")
+    p.add_argument("--arch", choices=ARCHS, default="mlp",
+                   help="encoder and decoder: mlp (784-512-256-z, ReLU) or conv (two stride-2 3x3 "
+                        "convolutions of 32 and 64 channels and a dense layer, mirrored back); a conv run "
+                        f"writes to {Path(spec.results_for('conv')).name}/ beside the MLP's folder (default: mlp)")
     if spec.kind == "vae":
         p.add_argument("--beta", type=positive(float), default=1.0,
                        help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
@@ -110,8 +119,9 @@ def build_parser(spec, description=None):
                         "CPUs with AVX512-BF16/AMX), else fp32; evaluation is always fp32 (default: auto)")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding MNIST/raw with the IDX files (default: the repo's data/)")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / spec.results_dir,
-                   help=f"results folder (default: {spec.results_dir})")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"results folder (default: {spec.results_dir}, or {Path(spec.results_for('conv')).name} "
+                        f"beside it for --arch conv)")
     p.add_argument("--train-subset", type=positive(int), default=None, metavar="N",
                    help="train on the first N training images only, for quick runs (default: all 60000)")
     p.add_argument("--plots-only", action="store_true",
@@ -202,7 +212,7 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     The state after every finished epoch is kept beside ``out``, so a run killed in any way can
     continue with --resume; an interrupt (Ctrl-C, SIGTERM) raises KeyboardInterrupt.
     """
-    config = {"kind": spec.kind, "latent_dim": spec.latent_dim, "hidden": list(spec.hidden),
+    config = {"kind": spec.kind, "latent_dim": spec.latent_dim, "arch": args.arch, "hidden": list(spec.hidden),
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "train_subset": args.train_subset,
               "precision": "bf16" if amp is not None else "fp32"}
@@ -210,7 +220,7 @@ def train_model(spec, args, data, device, amp, out, stop, say):
         config["beta"] = args.beta
     state = None
     if args.resume:
-        state, saved = load_resume(out, spec, args.epochs)
+        state, saved = load_resume(out, spec, args.epochs, args.arch)
         config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "precision", "beta")
                        if k in saved})
         amp = torch.bfloat16 if config["precision"] == "bf16" else None
@@ -218,7 +228,8 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     elif resume_path(out).exists():
         print(f"{spec.script}: note: {resume_path(out)} holds an interrupted run; this run starts afresh "
               f"and replaces it (--resume would continue it)", file=sys.stderr)
-    model = build_model(spec.kind, spec.latent_dim, spec.hidden).to(device)
+    # channels-last: NHWC convolution weights, faster on CPU; Linear layers are left as they are
+    model = build_model(spec.kind, spec.latent_dim, args.arch, spec.hidden).to(device, memory_format=torch.channels_last)
     subset = data if config["train_subset"] is None else _subset(data, config["train_subset"])
     frame_index = frame_subset(len(data.x_test)) if "posterior_evolution" in spec.figures else None
     progress = "none" if args.quiet else "bar" if sys.stdout.isatty() else "lines"
@@ -252,7 +263,7 @@ def run(spec, args, stop):
         seed_everything(args.seed)
         data = load_mnist(args.data_root, device)
         if args.plots_only:
-            model, config, state = load_run(out, spec, device)
+            model, config, state = load_run(out, spec, device, args.arch)
         else:
             model, config, state = train_model(spec, args, data, device, amp, out, stop, say)
         # From here on an interrupt stops the run at once; the finished training stays resumable.
@@ -295,6 +306,8 @@ def _without_resume(argv):
 def main(spec, description=None, argv=None):
     """Entry point of every script: exit 0 on success, 2 on a user error, 130 on an interrupt."""
     args = build_parser(spec, description).parse_args(argv)
+    if args.out is None:
+        args.out = REPO_ROOT / spec.results_for(args.arch)
     out = args.out.expanduser().absolute()
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop = _install_stop_handlers()

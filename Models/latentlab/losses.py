@@ -13,16 +13,10 @@ import torch
 
 
 def softplus_sum(logits, factors=16):
-    """``F.softplus(logits).sum(-1)``, ~10x faster on CPU, where torch's log1p and exp are not
-    vectorised but sigmoid is.
-
-    softplus(l) = max(l, 0) - log sigmoid(|l|); the logs of ``factors`` values in [1/2, 1] are taken as
-    the log of their product, above 2^-16 so it cannot underflow. The products run across the row's
-    16 slices of 49 pixels (a product over a contiguous last axis of 28, as before, is a scalar loop:
-    69 against 33 us for 256 images, 454 against 183 us for 2,000, on a 2-core EPYC). Measured
-    against float64 on 100,000 images' logits ~ N(0, 4^2): the same float32 rounding as F.softplus
-    (at most 3e-4 nats per image, mean error 6e-8).
-    """
+    """``F.softplus(logits).sum(-1)``, computed as max(l, 0) - log sigmoid(|l|), with the logs of
+    ``factors`` values in [1/2, 1] taken as the log of their product (above 2^-16, so it cannot
+    underflow): on CPU torch's log1p and exp are scalar loops but sigmoid is vectorised, so this is
+    several times faster (docs: benchmarks/train_speed.py) at the same float32 rounding."""
     sig = torch.sigmoid(logits.abs())
     n = logits.shape[-1]
     if n % factors:
@@ -36,17 +30,13 @@ def bernoulli_nll(logits, x):
     return softplus_sum(logits) - (logits * x).sum(-1)
 
 
-def bernoulli_nll_grad(logits, x):
-    """Its exact gradient with respect to the logits: sigmoid(l) - x."""
-    return torch.sigmoid(logits).sub_(x)
-
-
 class BernoulliNLL(torch.autograd.Function):
-    """-log p(x|l) = sum_pixels softplus(l) - x*l, with its exact gradient sigmoid(l) - x.
+    """A drop-in for one torch op: ``F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    .sum(-1)``, with the same value (``bernoulli_nll``) and its exact gradient sigmoid(l) - x, always
+    computed in float32 (bf16 logits included).
 
-    The same function as ``F.binary_cross_entropy_with_logits(...).sum(-1)``, computed in float32
-    whatever the logits' dtype; fused by hand because torch's version spends most of a bf16 training
-    step in its unvectorised log1p (profiled on a 2-core EPYC: 2.2 ms of a 4.3 ms step at batch 256).
+    Why: that op spends most of a CPU training step in its unvectorised log1p. Autograd still
+    differentiates everything around it; tests/test_losses.py checks value and gradient against it.
     """
 
     @staticmethod
@@ -60,7 +50,7 @@ class BernoulliNLL(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         logits32, x = ctx.saved_tensors
-        return bernoulli_nll_grad(logits32, x).mul_(grad.unsqueeze(-1)).to(ctx.dtype), None
+        return (torch.sigmoid(logits32) - x).mul_(grad.unsqueeze(-1)).to(ctx.dtype), None
 
 
 def reconstruction_bce(logits, x):
@@ -71,11 +61,6 @@ def reconstruction_bce(logits, x):
 def gaussian_kl(mu, logvar):
     """Per-image, per-dimension KL(N(mu, sigma^2) || N(0, 1)) (Kingma & Welling, Appendix B)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-
-
-def gaussian_kl_grad(mu, logvar):
-    """Gradients of ``gaussian_kl`` with respect to mu and logvar."""
-    return mu, 0.5 * (logvar.exp() - 1.0)
 
 
 def vae_loss(logits, x, mu, logvar, beta=1.0):

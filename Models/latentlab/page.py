@@ -64,9 +64,25 @@ def packed(arrays, drop_bits=0):
             "data": base64.b64encode(data).decode()}
 
 
+def runs_in_page(model):
+    """None if page/nn.js can run the model's encoder and decoder (Linear layers with ReLU between
+    them, as ``models.mlp`` builds by default), else one line saying why not."""
+    for part in ("encoder", "decoder"):
+        layers = list(getattr(model, part).children())
+        kinds = [type(m) for m in layers]
+        expected = [torch.nn.Linear, torch.nn.ReLU] * (len(layers) // 2) + [torch.nn.Linear]
+        if kinds != expected:
+            names = ", ".join(dict.fromkeys(k.__name__ for k in kinds if k not in (torch.nn.Linear, torch.nn.ReLU)))
+            return (f"the page runs encoders and decoders of Linear layers with ReLU between them; this "
+                    f"model's {part} has {names or 'another order of layers'}, so the page shows its table row "
+                    f"and figures only")
+    return None
+
+
 def mlp_weights(sequential, drop_bits):
     """Layer sizes, then weight (out x in, row-major) and bias of every Linear layer, packed; ReLU
-    between layers (the page adds the decoder's sigmoid and splits the VAE encoder's mean/log-variance)."""
+    between layers (the page adds the decoder's sigmoid and splits the VAE encoder's mean/log-variance).
+    Only for models that ``runs_in_page``."""
     layers = [m for m in sequential if isinstance(m, torch.nn.Linear)]
     arrays = [t.detach().cpu().numpy() for m in layers for t in (m.weight, m.bias)]
     return {"sizes": [layers[0].in_features] + [m.out_features for m in layers], "packed": packed(arrays, drop_bits)}
@@ -135,14 +151,17 @@ def page_data(spec, model, data, record, extras, figures):
     out = {
         "key": spec.key, "label": spec.label, "kind": spec.kind, "latent_dim": spec.latent_dim,
         "script": spec.script, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "run": {k: record.get(k) for k in ("epochs", "seed", "precision", "device", "torch_version",
+        "run": {k: record.get(k) for k in ("arch", "epochs", "seed", "precision", "device", "torch_version",
                                            "train_subset", "plots_only")},
         "table": {"columns": [c[1] for c in TABLE_COLUMNS], "cells": table_cells(record),
                   "values": {c[0]: record[c[0]] for c in TABLE_COLUMNS if c[0] in record}},
         "figures": list(figures),
-        "encoder": mlp_weights(model.encoder, DROP_BITS["encoder"]),
-        "decoder": mlp_weights(model.decoder, DROP_BITS["exact decoder" if exact_view(spec) else "decoder"]),
     }
+    out["unsupported"] = runs_in_page(model)
+    if out["unsupported"] is not None:
+        return out
+    out["encoder"] = mlp_weights(model.encoder, DROP_BITS["encoder"])
+    out["decoder"] = mlp_weights(model.decoder, DROP_BITS["exact decoder" if exact_view(spec) else "decoder"])
     if spec.latent_dim == 2:
         out["scatter"] = scatter(extras["test_codes"], spec.kind)
     else:
