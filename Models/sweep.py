@@ -4,6 +4,7 @@ the seeds) and, for a β sweep, its figures. Run it again to resume; finished ru
 
     python Models/sweep.py seeds --jobs 2      # the four models, seeds 0-4 (README's table)
     python Models/sweep.py beta --jobs 2       # the two VAEs at 7 values of β, seeds 0-2
+    python Models/sweep.py arch --jobs 2       # the four models, MLP and conv pairs, seeds 0-2, 10 epochs
     python Models/sweep.py beta --print-commands | parallel   # or a SLURM array, Ray, ...
     python Models/sweep.py mine --models vae2 --seeds 0,1 --betas 0.5,2 --script-args "--epochs 5"
 """
@@ -40,7 +41,9 @@ def build_parser():
     p.add_argument("--models", type=_list(str), default=None, help="models, e.g. vae2,vae32 (default: the preset's)")
     p.add_argument("--seeds", type=_list(int), default=None, help="seeds, e.g. 0,1,2 (default: the preset's)")
     p.add_argument("--betas", type=_list(float), default=None, help="β values of the VAEs (default: the preset's)")
-    p.add_argument("--script-args", default="", help='further flags for every run, e.g. "--epochs 5" (default: none)')
+    p.add_argument("--archs", type=_list(str), default=None, help="architectures, e.g. mlp,conv (default: the preset's)")
+    p.add_argument("--script-args", default=None,
+                   help='further flags for every run, e.g. "--epochs 5" (default: the preset\'s, else none)')
     p.add_argument("--jobs", type=positive(int), default=1, help="runs at once, cores split between them (default: 1)")
     p.add_argument("--print-commands", action="store_true",
                    help="print the commands of the runs still to do, one a line, and run nothing (default: off)")
@@ -60,7 +63,8 @@ def finish(name, folder, runs, settings):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    settings = definition(args.name, args.models, args.seeds, args.betas, shlex.split(args.script_args))
+    extra = None if args.script_args is None else shlex.split(args.script_args)
+    settings = definition(args.name, args.models, args.seeds, args.betas, extra, args.archs)
     folder, runs = plan(args.name, settings, args.dir.expanduser().absolute())
     todo = [r for r in runs if not r.done()]
     if args.print_commands:

@@ -21,7 +21,7 @@
 
   // One explorer per model in the container (or the line that says which script to run);
   // returns {key: explorer}.
-  function panels(containerId, models, datasets, make) {
+  function panels(containerId, models, datasets, shown, make) {
     const box = document.getElementById(containerId), made = {};
     box.innerHTML = "";
     for (const m of models) {
@@ -30,6 +30,10 @@
       box.appendChild(panel);
       if (datasets[m.key]) {
         made[m.key] = make(panel, datasets[m.key]);
+      } else if (shown[m.key]) {  // trained, but with layers page/nn.js does not run
+        panel.innerHTML = `<h3>${m.label}</h3><p class="missing">${ll.gallery.both(
+          "Trang chỉ chạy encoder và decoder gồm các lớp Linear với ReLU ở giữa; mô hình này khác, nên trang chỉ hiện hàng của nó trong bảng và các hình.",
+          shown[m.key].unsupported)}</p>`;
       } else {
         panel.innerHTML = `<h3>${m.label}</h3><p class="missing">${ll.gallery.runLine(m, null)}</p>`;
       }
@@ -85,10 +89,13 @@
     if (!sharedLoaded || !shared) throw new Error("page/shared_data.js is missing: run python Models/train_classifier.py --stats-only");
     const lenet = new ll.nn.LeNet(shared.classifier.names, await ll.nn.unpack(shared.classifier.packed));
     const pool = await testPool(shared);
-    const datasets = {}, decoders = {}, encoders = {}, poolCodes = {};
+    // shown: every model with results (its table row and figures); datasets: those the page also runs
+    const shown = {}, datasets = {}, decoders = {}, encoders = {}, poolCodes = {};
     await Promise.all(MODELS.map(async (m, i) => {
       const d = present[i] && all[m.key];
       if (!d) return;
+      shown[m.key] = d;
+      if (d.unsupported) return;
       datasets[m.key] = d;
       decoders[m.key] = new ll.nn.Decoder(d.decoder.sizes, await ll.nn.unpack(d.decoder.packed));
       encoders[m.key] = new ll.nn.Encoder(d.encoder.sizes, await ll.nn.unpack(d.encoder.packed), d.kind);
@@ -103,25 +110,26 @@
       : ll.linked !== undefined ? {pixels: pool.pixels(ll.linked), source: "test",
                                    what: `<span class="vi">Ảnh test</span><span class="en">Test image</span> #${pool.index[ll.linked]}`}
       : null);
-    Object.assign(explorers2d, panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets,
+    Object.assign(explorers2d, panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets, shown,
       (panel, d) => new ll.Explorer2D(panel, d, decoders[d.key], lenet, pool.labels, link,
                                       d.kind === "vae" ? {encoder: encoders[d.key], source} : null)));
-    const explorers32d = panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets,
+    const explorers32d = panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets, shown,
       (panel, d) => new ll.Explorer32D(panel, d, decoders[d.key], lenet));
     const explorers = {...explorers2d, ...explorers32d};
     const drawModels = MODELS.filter((m) => datasets[m.key]).map((m) => ({
       key: m.key, label: m.label, kind: datasets[m.key].kind, latent_dim: m.latent_dim,
       encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
     draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
-    ll.gallery.table(MODELS, datasets);
-    ll.gallery.gallery(MODELS, datasets);
+    ll.gallery.table(MODELS, shown);
+    ll.gallery.gallery(MODELS, shown);
 
     ll.models = {};
     for (const key of Object.keys(datasets)) {
       const d = datasets[key];
       ll.models[key] = {label: d.label, kind: d.kind, latent_dim: d.latent_dim};
     }
-    ll.missing = MODELS.filter((m) => !datasets[m.key]).map((m) => m.key);
+    ll.missing = MODELS.filter((m) => !shown[m.key]).map((m) => m.key);
+    ll.unsupported = MODELS.filter((m) => shown[m.key] && !datasets[m.key]).map((m) => m.key);
     ll.data = datasets;
     ll.decode = (name, z) => Array.from(decoders[name].decode(Float32Array.from(z)));
     ll.encode = (name, pixels) => {

@@ -11,7 +11,7 @@ from latentlab.registry import SCRIPTS
 
 PACKAGE = MODELS / "latentlab"
 # Each module may import only those before it (checked with every import, lazy ones included).
-ORDER = ["__init__", "data", "preprocess", "models", "losses", "backprop", "training", "checkpoints", "exact", "metrics", "style",
+ORDER = ["__init__", "data", "preprocess", "models", "losses", "training", "checkpoints", "exact", "metrics", "style",
          "animations", "figures", "page", "results", "folders", "cli", "registry", "reports", "sweep"]
 
 

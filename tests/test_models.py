@@ -46,7 +46,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.equal(loaded.encode(x), model.encode(x))
     assert ckpt["history"] == [{"epoch": 1}]
     other = ModelSpec("x.py", "ae", 2, "r", (), 1, 1, 1.0)
-    with pytest.raises(UserError, match="not this script's AE"):
+    with pytest.raises(UserError, match="not this run's AE"):
         load_model(tmp_path / "model.pt", other)
     # the per-epoch codes come back with the indices of the test images they belong to
     same = ModelSpec("x.py", "vae", 2, "r", (), 1, 1, 1.0)

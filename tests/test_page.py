@@ -323,6 +323,27 @@ def test_a_model_without_results_says_which_script_to_run(browser, site, tmp_pat
     page.close()
 
 
+def test_a_model_the_page_cannot_run_says_so_in_one_line_and_keeps_its_row_and_figures(browser, site, tmp_path):
+    """What page.page_data writes for layers page/nn.js does not run (a LeakyReLU, convolutions)."""
+    from latentlab import page as page_module
+    from latentlab.models import build_model
+    root = tmp_path / "unsupported"
+    shutil.copytree(site, root)
+    spec = SPECS["vae32"]
+    data = read_page_data(root / spec.results_dir)
+    reason = page_module.runs_in_page(build_model("vae", 32, "conv"))
+    assert "Conv2d" in reason and page_module.runs_in_page(build_model("vae", 32)) is None
+    kept = {k: data[k] for k in ("key", "label", "kind", "latent_dim", "script", "written", "run", "table", "figures")}
+    page_module.write(root / spec.results_dir / PAGE_DATA, {**kept, "unsupported": reason})
+    page = Page(browser, root)
+    assert page.errors == [] and page.js("window.latentlab.unsupported") == ["vae32"]
+    panel = page.tab.locator("#panels-32d .panel").nth(1)
+    assert reason in panel.text_content()   # the English line; the Vietnamese one beside it
+    assert page.tab.locator(f"#metrics-table tr[data-model={spec.key}] td").all_inner_texts() == data["table"]["cells"]
+    assert page.tab.locator(f".card[data-model={spec.key}] img").count() == len(data["figures"])
+    page.close()
+
+
 # --------------------------------------------------------------------------- drawing, encoders, LeNet
 
 @pytest.fixture(scope="module")

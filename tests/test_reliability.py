@@ -11,7 +11,7 @@ import torch
 
 from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
 from latentlab import cli
-from latentlab.checkpoints import load_model, pack_weights, resume_path, save_resume, unpack_weights
+from latentlab.checkpoints import resume_path, save_resume
 from latentlab.data import DEFAULT_DATA_ROOT, RELEASE_MD5, SPLITS, load_mnist, prepare_raw
 from latentlab.models import build_model
 from latentlab.training import StopFlag, TrainState, make_optimizer, train_epoch
@@ -161,17 +161,24 @@ def test_checkpoint_problems(good_results, tiny_runs, capsys, tmp_path):
     code, err = run_inprocess(VAE2, ["--plots-only", "--out", tmp_path / "empty"], capsys)
     assert_one_line_error(code, err, "no checkpoint at")
     code, err = run_inprocess(VAE2, ["--plots-only", "--out", folder], capsys)
-    assert_one_line_error(code, err, "holds a AE with a 2-D latent, not this script's VAE")
+    assert_one_line_error(code, err, "holds the AE (mlp) with a 2-D latent, not this run's VAE")
     code, err = run_inprocess(VAE2, ["--resume", "--out", folder], capsys)
     assert_one_line_error(code, err, "no resume state")
     other = tmp_path / "other"  # same kind, other latent size
     other.mkdir()
     shutil.copy(tiny_runs["ae32"] / "model.pt", other / "model.pt")
     code, err = run_inprocess(AE2, ["--plots-only", "--out", other], capsys)
-    assert_one_line_error(code, err, "holds a AE with a 32-D latent, not this script's AE with a 2-D latent")
-    save_resume(other, TrainState(epoch=1), {"kind": "ae", "latent_dim": 32})
+    assert_one_line_error(code, err, "holds the AE (mlp) with a 32-D latent, not this run's AE (mlp) with a 2-D latent")
+    code, err = run_inprocess(AE2, ["--plots-only", "--arch", "conv", "--out", folder], capsys)
+    assert_one_line_error(code, err, "holds the AE (mlp) with a 2-D latent, not this run's AE (conv)")
+    save_resume(other, TrainState(epoch=1), {"kind": "ae", "latent_dim": 32, "hidden": [512, 256]})
     code, err = run_inprocess(VAE2, ["--resume", "--out", other], capsys)
-    assert_one_line_error(code, err, "holds a AE with a 32-D latent, not this script's model")
+    assert_one_line_error(code, err, "holds the AE (mlp) with a 32-D latent, not this run's VAE (mlp) with a 2-D")
+    old = tmp_path / "old"   # a model.pt of the packed layout this repo wrote before plain state_dicts
+    old.mkdir()
+    torch.save({"config": {"kind": "ae", "latent_dim": 2, "hidden": [512, 256]}, "weights": {}}, old / "model.pt")
+    code, err = run_inprocess(AE2, ["--plots-only", "--out", old], capsys)
+    assert_one_line_error(code, err, "written by an older version of this repo; run the script again")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "model.pt").write_bytes(b"not a checkpoint")
     code, err = run_inprocess(AE2, ["--plots-only", "--out", tmp_path / "bad"], capsys)
@@ -201,20 +208,20 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     from latentlab import training
     x = load_mnist().x_train[:2000]
     model = build_model("ae", 2)
-    optimizer = make_optimizer(model, 1e-3, 1, 16)
+    optimizer, scheduler = make_optimizer(model, 1e-3, 1, 16)
     stop, calls = StopFlag(), []
-    real = training.Step.__call__
+    real = training.objective
 
-    def counting(step, xb, *args):
+    def counting(model, xb, *args):
         calls.append(len(xb))
         if len(calls) == 3:
             stop.requested = True  # as the signal handler would, in the middle of batch 3
-        return real(step, xb, *args)
+        return real(model, xb, *args)
 
-    monkeypatch.setattr(training.Step, "__call__", counting)
-    assert train_epoch(model, optimizer, x, 128, stop) is None
+    monkeypatch.setattr(training, "objective", counting)
+    assert train_epoch(model, optimizer, scheduler, x, 128, stop) is None
     assert calls == [128, 128, 128]          # 16 batches in the epoch; stopped after the third
-    assert optimizer.steps == 3              # and the third was completed (its step taken)
+    assert scheduler.last_epoch == 3 and float(optimizer.state[next(model.parameters())]["step"]) == 3
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -384,29 +391,59 @@ def test_a_full_disk_while_saving_the_resume_state(good_results, capsys, monkeyp
 
 
 def test_a_resume_state_of_an_older_version_is_refused_in_one_line(good_results, capsys):
-    """States saved before training.Adam hold torch.optim's optimizer and scheduler states."""
+    """States saved before the format number, e.g. with the flat parameter's own Adam state."""
     folder, before = good_results
     model = build_model("ae", 2)
-    opt = torch.optim.Adam(model.parameters())
-    old = {**TrainState(epoch=1, model=model.state_dict(), optimizer=opt.state_dict()).__dict__,
-           "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0).state_dict()}
+    old = {**TrainState(epoch=1, model=model.state_dict(), optimizer={"steps": 8}).__dict__}
     torch.save({"config": {"kind": "ae", "latent_dim": 2}, "state": old}, resume_path(folder))
     code, err = run_inprocess(AE2, ["--resume", "--epochs", "2", "--quiet", "--out", folder], capsys)
     assert_one_line_error(code, err, "was saved by an older version of this repo; run without --resume")
     assert digest(folder) == before
 
 
-def test_model_pt_keeps_every_weight_bit_for_bit_and_stays_under_4_mib(tmp_path):
-    torch.manual_seed(0)
-    state = build_model("vae", 32).state_dict()
-    unpacked = unpack_weights(pack_weights(state))
-    assert list(unpacked) == list(state) and all(torch.equal(unpacked[k], state[k]) for k in state)
-    for spec in SPECS.values():
-        path = REPO / spec.results_dir / "model.pt"
-        assert path.stat().st_size < 4 * 2 ** 20, path
-        model, ckpt = load_model(path, spec)
-        # a model.pt of the earlier layout (weights as a plain state dict) still loads, to the same weights
-        old = tmp_path / f"{spec.key}.pt"
-        torch.save({**{k: v for k, v in ckpt.items() if k != "weights"}, "state_dict": model.state_dict()}, old)
-        again, _ = load_model(old, spec)
-        assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real filesystem of a few MiB (tmpfs, mounted as root), unmounted afterwards."""
+    mounted = []
+
+    def mount(mib):
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}); the injected errors above stand in")
+        mounted.append(where)
+        return where
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def leftovers(disk):
+    """Temporary files and staging folders left on ``disk``."""
+    return sorted(p.name for p in disk.rglob("*") if p.name.endswith(".tmp") or ".staging-" in p.name)
+
+
+def test_a_really_full_disk_while_writing_the_results(small_disk):
+    """3 MiB: the conv AE's resume state fits, its figures and GIFs do not."""
+    disk = small_disk(3)
+    out = disk / "results"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"last": "good"}')
+    r = run_script("ae2", "--arch", "conv", "--epochs", "1", "--train-subset", "500", "--quiet", "--out", out)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write the results (No space left on device" in r.stderr and "continue with --resume" in r.stderr
+    assert (out / "metrics.json").read_text() == '{"last": "good"}' and [p.name for p in out.iterdir()] == ["metrics.json"]
+    assert leftovers(disk) == [] and resume_path(out).exists()
+    torch.load(resume_path(out), weights_only=True)   # whole
+
+
+def test_a_really_full_disk_while_saving_the_resume_state(small_disk):
+    """3 MiB: the MLP's resume state (weights and Adam's two moments, ~13 MB) does not fit."""
+    disk = small_disk(3)
+    out = disk / "results"
+    r = run_script("ae2", "--epochs", "2", "--train-subset", "500", "--quiet", "--out", out)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write the resume state" in r.stderr and "No space left on device" in r.stderr
+    assert leftovers(disk) == [] and not resume_path(out).exists() and not out.exists()

@@ -88,7 +88,7 @@ def copy_model(source, folder):
 
 
 def _describe(kind, latent_dim, arch):
-    return f"a {kind.upper()} ({arch}) with a {latent_dim}-D latent"
+    return f"{kind.upper()} ({arch}) with a {latent_dim}-D latent"
 
 
 def load_model(path, spec=None, device="cpu", arch=None):
@@ -107,7 +107,7 @@ def load_model(path, spec=None, device="cpu", arch=None):
                             f"(without --plots-only) to rewrite it")
         kind, latent_dim, saved_arch, hidden = model_config(ckpt["config"])
         if spec is not None and (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch or saved_arch):
-            raise UserError(f"{path} holds {_describe(kind, latent_dim, saved_arch)}, not this run's "
+            raise UserError(f"{path} holds the {_describe(kind, latent_dim, saved_arch)}, not this run's "
                             f"{_describe(spec.kind, spec.latent_dim, arch or saved_arch)}")
         model = build_model(kind, latent_dim, saved_arch, hidden)
         model.load_state_dict(ckpt["state_dict"])
@@ -163,7 +163,7 @@ def load_resume(out, spec, epochs, arch="mlp"):
     state = TrainState(**fields)
     kind, latent_dim, saved_arch, _ = model_config(config)
     if (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch):
-        raise UserError(f"--resume: {path} holds {_describe(kind, latent_dim, saved_arch)}, not this run's "
+        raise UserError(f"--resume: {path} holds the {_describe(kind, latent_dim, saved_arch)}, not this run's "
                         f"{_describe(spec.kind, spec.latent_dim, arch)}")
     if state.epoch > epochs:
         raise UserError(f"--resume: the saved run already has {state.epoch} epochs; ask for --epochs ≥ {state.epoch}")

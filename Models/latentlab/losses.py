@@ -10,13 +10,14 @@ with a constrained variational framework") trains on reconstruction + β·KL ins
 towards the autoencoder, and β = 1 is the ELBO itself.
 """
 import torch
+import torch.nn.functional as F
 
 
 def softplus_sum(logits, factors=16):
-    """``F.softplus(logits).sum(-1)``, computed as max(l, 0) - log sigmoid(|l|), with the logs of
-    ``factors`` values in [1/2, 1] taken as the log of their product (above 2^-16, so it cannot
-    underflow): on CPU torch's log1p and exp are scalar loops but sigmoid is vectorised, so this is
-    several times faster (docs: benchmarks/train_speed.py) at the same float32 rounding."""
+    """``F.softplus(logits).sum(-1)`` for the evaluation's millions of decoded images (IWAE, the exact
+    likelihood; never in training): max(l, 0) - log sigmoid(|l|), the logs of ``factors`` values in
+    [1/2, 1] taken as the log of their product (above 2^-16, so it cannot underflow), because on CPU
+    sigmoid is vectorised where log1p is not. tests/test_metrics.py checks it against float64."""
     sig = torch.sigmoid(logits.abs())
     n = logits.shape[-1]
     if n % factors:
@@ -25,37 +26,10 @@ def softplus_sum(logits, factors=16):
     return logits.clamp_min(0).sum(-1) - products.log_().sum(-1)
 
 
-def bernoulli_nll(logits, x):
-    """-log p(x|l) = sum_pixels softplus(l) - x*l per image, in the logits' dtype."""
-    return softplus_sum(logits) - (logits * x).sum(-1)
-
-
-class BernoulliNLL(torch.autograd.Function):
-    """A drop-in for one torch op: ``F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    .sum(-1)``, with the same value (``bernoulli_nll``) and its exact gradient sigmoid(l) - x, always
-    computed in float32 (bf16 logits included).
-
-    Why: that op spends most of a CPU training step in its unvectorised log1p. Autograd still
-    differentiates everything around it; tests/test_losses.py checks value and gradient against it.
-    """
-
-    @staticmethod
-    def forward(ctx, logits, x):
-        wide = torch.promote_types(logits.dtype, torch.float32)  # bf16 → float32; float64 stays
-        logits32, x = logits.to(wide), x.to(wide)
-        ctx.save_for_backward(logits32, x)
-        ctx.dtype = logits.dtype
-        return bernoulli_nll(logits32, x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits32, x = ctx.saved_tensors
-        return (torch.sigmoid(logits32) - x).mul_(grad.unsqueeze(-1)).to(ctx.dtype), None
-
-
 def reconstruction_bce(logits, x):
-    """Per-image binary cross-entropy summed over pixels: -log p(x|z) for a Bernoulli decoder."""
-    return BernoulliNLL.apply(logits, x)
+    """Per-image binary cross-entropy summed over pixels: -log p(x|z) for a Bernoulli decoder, scored
+    in float32 even when autocast made the logits bfloat16."""
+    return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").sum(-1)
 
 
 def gaussian_kl(mu, logvar):

@@ -44,6 +44,46 @@ def markdown_table(summary):
     return "\n".join(lines)
 
 
+ARCH_ROWS = [  # what the arch table compares: (metrics.json key, name, format)
+    ("test_neg_elbo", "−ELBO (nats)", "{:.1f}"), ("test_nll_iwae", "IWAE NLL (nats)", "{:.1f}"),
+    ("test_nll_exact", "exact NLL (nats)", "{:.1f}"), ("test_mse", "MSE test", "{:.4f}"),
+    ("knn_accuracy", "kNN acc.", "{:.3f}"), ("fid_mnist", "FID-MNIST", "{:.1f}"),
+    ("sample_confidence", "sample conf.", "{:.3f}"), ("seconds_per_epoch", "train s / epoch", "{:.1f}"),
+]
+
+
+def _per_epoch(group):
+    """The group's training seconds per epoch, as a metric's statistics."""
+    values = [s / group["setup"]["epochs"] for s in group["metrics"]["train_seconds"]["values"]]
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "values": values}
+
+
+def difference(a, b, fmt):
+    """b − a, or "within noise" where it is smaller than the two spreads added (sd of a + sd of b)."""
+    delta = b["mean"] - a["mean"]
+    if a["sd"] is not None and b["sd"] is not None and abs(delta) < a["sd"] + b["sd"]:
+        return "within noise"
+    return ("+" if delta > 0 else "−") + fmt.format(abs(delta))
+
+
+def arch_table(summary):
+    """The MLP against the conv pair, model by model: mean ± sd over seeds and their difference."""
+    lines = ["| model | metric | MLP | conv | conv − MLP |", "|---|---|---|---|---|"]
+    by = {(g["model"], g["arch"]): g for g in summary["groups"]}
+    for model in dict.fromkeys(g["model"] for g in summary["groups"]):
+        mlp, conv = by.get((model, "mlp")), by.get((model, "conv"))
+        if mlp is None or conv is None:
+            continue
+        for key, name, fmt in ARCH_ROWS:
+            a, b = ((_per_epoch(g) if key == "seconds_per_epoch" else g["metrics"].get(key)) for g in (mlp, conv))
+            if a is None or b is None:
+                continue
+            label = mlp["label"].replace(" (mlp)", "")
+            lines.append(f"| {label} | {name} | {cell(a, fmt)} | {cell(b, fmt)} | {difference(a, b, fmt)} |")
+    return "\n".join(lines)
+
+
 def comparison_figure(summary, path):
     """One small chart per metric: the mean over seeds as a bar, ± sd as an error bar, each seed a dot."""
     groups = summary["groups"]

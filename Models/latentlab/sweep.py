@@ -26,15 +26,18 @@ import numpy as np
 from . import UserError
 from .checkpoints import resume_path
 from .data import REPO_ROOT
+from .models import ARCHS
 from .registry import specs
 
 SWEEPS_DIR = REPO_ROOT / "sweeps"
 PRESETS = {  # name -> what it runs (models: every model of the registry, or of one kind); script defaults otherwise
     "seeds": {"kind": None, "seeds": [0, 1, 2, 3, 4], "betas": [None]},
     "beta": {"kind": "vae", "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
+    # both pairs at one budget of 10 epochs: conv epochs cost ~5x an MLP's on a 2-core CPU
+    "arch": {"kind": None, "seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
 }
 # metrics.json keys that are settings, not measurements: not summarised
-SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "beta", "threads", "iwae_k"}
+SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "beta", "threads", "iwae_k", "arch"}
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,12 @@ class Run:
     beta: float = None       # None: the script has no --beta (AE) or keeps its default
     args: tuple = ()         # further flags for the script, e.g. ("--epochs", "1")
     folder: Path = field(default=None, compare=False)
+    arch: str = None         # None: the script's default (mlp), with no --arch flag
 
     @property
     def name(self):
-        return self.key + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
+        arch = "" if self.arch is None else f"_{self.arch}"
+        return self.key + arch + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
 
     @property
     def out(self):
@@ -60,20 +65,27 @@ class Run:
     def argv(self, python=sys.executable):
         """The script's command line; continues an interrupted run where it left a resume state."""
         beta = [] if self.beta is None else ["--beta", f"{self.beta:g}"]
+        arch = [] if self.arch is None else ["--arch", self.arch]
         resume = ["--resume"] if resume_path(self.out).exists() else []
-        return [python, str(REPO_ROOT / "Models" / specs()[self.key].script), "--seed", str(self.seed), *beta,
+        return [python, str(REPO_ROOT / "Models" / specs()[self.key].script), "--seed", str(self.seed), *arch, *beta,
                 *self.args, "--lean", "--quiet", "--out", str(self.out), *resume]
 
 
-def definition(name, models=None, seeds=None, betas=None, args=()):
+def definition(name, models=None, seeds=None, betas=None, args=None, archs=None):
     """The sweep's settings: a preset's, with any part given replacing it."""
     base = PRESETS.get(name, {"kind": None, "seeds": [0], "betas": [None]})
     preset_models = [k for k, spec in specs().items() if base["kind"] in (None, spec.kind)]
     d = {"models": list(models or preset_models), "seeds": list(seeds if seeds is not None else base["seeds"]),
-         "betas": list(betas or base["betas"]), "args": list(args)}
+         "betas": list(betas or base["betas"]), "args": list(args if args is not None else base.get("args", []))}
+    archs = list(archs or base.get("archs", [None]))
+    if archs != [None]:   # absent otherwise, as in the sweep.json of sweeps made before --archs
+        d["archs"] = archs
     unknown = [m for m in d["models"] if m not in specs()]
     if unknown:
         raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(specs())}")
+    unknown = [a for a in archs if a not in (None, *ARCHS)]
+    if unknown:
+        raise UserError(f"unknown architecture {unknown[0]!r}; choose from {', '.join(ARCHS)}")
     return d
 
 
@@ -88,8 +100,9 @@ def plan(name, d, root=SWEEPS_DIR):
     runs = []
     for key in d["models"]:
         betas = d["betas"] if specs()[key].kind == "vae" else [None]  # an AE has no KL term to weigh
-        for beta in betas:
-            runs += [Run(key, seed, beta, tuple(d["args"]), folder) for seed in d["seeds"]]
+        for arch in d.get("archs", [None]):
+            for beta in betas:
+                runs += [Run(key, seed, beta, tuple(d["args"]), folder, arch) for seed in d["seeds"]]
     return folder, runs
 
 
@@ -103,7 +116,8 @@ def twin(run, jobs):
             continue
         for metrics in sweep_json.parent.glob(f"{run.key}_*s{run.seed}/metrics.json"):
             m = json.loads(metrics.read_text())
-            if (m["seed"], m.get("beta"), m["threads"]) == (run.seed, beta, threads):
+            if (m["seed"], m.get("beta"), m["threads"], m.get("arch", "mlp")) == (run.seed, beta, threads,
+                                                                                  run.arch or "mlp"):
                 return metrics.parent
     return None
 
@@ -175,12 +189,12 @@ class Executor:
 
 def summarize(records, name=None, settings=None):
     """Every numeric metric of ``records`` (dicts of key, beta, seed, name and the run's metrics.json),
-    grouped by (model, β): mean, sd (n − 1) and the values in seed order."""
+    grouped by (model, architecture, β): mean, sd (n − 1) and the values in seed order."""
     groups = {}
     for r in records:
-        groups.setdefault((r["key"], r["beta"]), []).append(r)
+        groups.setdefault((r["key"], r.get("arch"), r["beta"]), []).append(r)
     out = []
-    for (key, beta), members in groups.items():
+    for (key, arch, beta), members in groups.items():
         members.sort(key=lambda r: r["seed"])
         first = members[0]["metrics"]
         names = [k for k, v in first.items() if k not in SETTINGS and isinstance(v, (int, float))
@@ -190,7 +204,8 @@ def summarize(records, name=None, settings=None):
             values = [r["metrics"][k] for r in members if k in r["metrics"]]
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
             stats[k] = {"mean": float(np.mean(values)), "sd": sd, "values": values}
-        out.append({"model": key, "label": specs()[key].label, "beta": beta, "n": len(members),
+        label = specs()[key].label + ("" if arch is None else f" ({arch})")
+        out.append({"model": key, "label": label, "arch": arch, "beta": beta, "n": len(members),
                     "seeds": [r["seed"] for r in members], "runs": [r["name"] for r in members],
                     "setup": {k: first.get(k) for k in ("epochs", "precision", "device", "threads", "torch_version")},
                     "metrics": stats})
@@ -199,5 +214,5 @@ def summarize(records, name=None, settings=None):
 
 def records(runs):
     """What ``summarize`` takes, from finished sweep runs."""
-    return [{"key": r.key, "beta": r.beta, "seed": r.seed, "name": r.name,
+    return [{"key": r.key, "arch": r.arch, "beta": r.beta, "seed": r.seed, "name": r.name,
              "metrics": json.loads((r.out / "metrics.json").read_text())} for r in runs]
