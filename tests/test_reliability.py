@@ -142,13 +142,13 @@ def test_missing_data_root(capsys, tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypatch):
     from latentlab import training
-    real = training.Step.__call__
+    real = training.objective
 
-    def poisoned(step, x, *args):   # what a diverged step reports
-        loss, rec, kl = real(step, x, *args)
+    def poisoned(model, x, *args):   # what a diverged step reports
+        loss, rec, kl = real(model, x, *args)
         return loss, rec * float("nan"), kl
 
-    monkeypatch.setattr(training.Step, "__call__", poisoned)
+    monkeypatch.setattr(training, "objective", poisoned)
     folder, before = good_results
     code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet",
                                                 "--out", folder], capsys)
@@ -426,8 +426,8 @@ def leftovers(disk):
 
 
 def test_a_really_full_disk_while_writing_the_results(small_disk):
-    """3 MiB: the conv AE's resume state fits, its figures and GIFs do not."""
-    disk = small_disk(3)
+    """1 MiB: the conv AE's resume state (0.6 MB) fits, its results folder does not."""
+    disk = small_disk(1)
     out = disk / "results"
     out.mkdir()
     (out / "metrics.json").write_text('{"last": "good"}')
