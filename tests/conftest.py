@@ -19,7 +19,7 @@ SCRIPTS = {key: spec.script for key, spec in SPECS.items()}
 TINY = ["--epochs", "2", "--train-subset", "20000", "--quiet"]
 
 
-def run_script(key, *args, timeout=300, **kw):
+def run_script(key, *args, timeout=900, **kw):
     """Run one model script in a subprocess, as a user would."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(MODELS / SCRIPTS[key]), *map(str, args)],

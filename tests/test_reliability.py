@@ -231,7 +231,7 @@ def test_interrupt_then_resume(sig, good_results, tmp_path):
     proc = _start("ae2", "--epochs", "40", "--train-subset", "6000", "--out", folder)
     first = _wait_for_epoch(proc)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=900)
     assert proc.returncode == 130
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "--resume" in err, err
     assert digest(folder) == before
@@ -266,7 +266,7 @@ def test_two_runs_into_one_folder_one_writer(tmp_path):
     assert second.returncode == 2 and second.stdout == ""
     assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
     assert f"{out} is being written by another run (process {first.pid})" in second.stderr
-    first.communicate(timeout=300)
+    first.communicate(timeout=900)
     assert first.returncode == 0
     m = read_metrics(out)
     assert (m["epochs"], m["train_subset"]) == (3, 6000)  # the first run's results, complete

@@ -92,7 +92,7 @@ def test_printed_commands_reproduce_a_run(finished, tmp_path):
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python ")
     assert "--beta 4" in lines[0] and "--seed 1" in lines[0]
-    pasted = subprocess.run(lines[0], shell=True, cwd=REPO, capture_output=True, text=True, timeout=300)
+    pasted = subprocess.run(lines[0], shell=True, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert pasted.returncode == 0, pasted.stderr
     again, original = read_metrics(copy / "tiny" / "vae2_b4_s1"), read_metrics(folder / "vae2_b4_s1")
     assert without_timings(again) == without_timings(original)
@@ -130,7 +130,7 @@ def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     shutil.copytree(folder, tmp_path / "sweeps" / "seeds")
     (tmp_path / "README.md").write_text(f"a\n{START}\nold\n{END}\nb\n", encoding="utf-8")
     r = subprocess.run([sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("| ")]

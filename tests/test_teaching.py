@@ -42,7 +42,7 @@ def trained_weights(tmp_path, edit=None):
         source = (root / "latentlab" / name).read_text()
         assert source.count(before) == 1, f"{name} no longer holds {before!r}: update this test"
         (root / "latentlab" / name).write_text(source.replace(before, after))
-    r = subprocess.run([sys.executable, "-c", ONE_EPOCH], cwd=root, capture_output=True, text=True, timeout=300,
+    r = subprocess.run([sys.executable, "-c", ONE_EPOCH], cwd=root, capture_output=True, text=True, timeout=900,
                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
