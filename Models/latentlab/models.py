@@ -99,7 +99,7 @@ class VAE(nn.Module):
         return self.posterior(x)[0]
 
     def posterior(self, x):
-        # float32 even under bf16 autocast: the latent and the KL stay precise, as in the paper's setup
+        # float32 even under bf16 autocast, so the latent and the KL stay precise
         mu, logvar = self.encoder(x).float().chunk(2, dim=-1)
         return mu, logvar
 
