@@ -1,7 +1,8 @@
-"""Compare the models: rewrite README's metrics table (between its two marker comments) and draw
-comparison.png, from the seeds sweep (sweeps/seeds/summary.json: mean ± sd over seeds) where it
-exists, else from the four results folders (one run each); and redraw the β sweep's figures
-(sweeps/beta/) where that sweep exists.
+"""Compare the models: rewrite the metrics table of README.md and README.en.md (between their two
+marker comments) and draw comparison.png, from the seeds sweep (sweeps/seeds/summary.json: mean ± sd
+over seeds) where it exists, else from the four results folders (one run each); rewrite the
+architecture table of docs/models.md from sweeps/arch/ and redraw the β sweep's figures (sweeps/beta/)
+where those sweeps exist.
 
     python Models/compare_models.py [--root DIR]
 """
@@ -67,14 +68,18 @@ def main():
     args = p.parse_args()
     seeds, beta = args.root / "sweeps" / "seeds" / "summary.json", args.root / "sweeps" / "beta" / "summary.json"
     summary = load(seeds) if seeds.exists() else from_results(args.root)
-    rewrite_readme(args.root / "README.md", markdown_table(summary) + "\n\n" + note(summary, seeds.exists()))
+    table = markdown_table(summary) + "\n\n" + note(summary, seeds.exists())
+    english = args.root / "README.en.md"
+    for readme in [args.root / "README.md"] + ([english] if english.exists() else []):
+        rewrite_readme(readme, table)
+        print(f"updated the metrics table in {readme}")
     comparison_figure(summary, args.root / "comparison.png")
-    print(f"updated {args.root / 'README.md'} and {args.root / 'comparison.png'}")
-    arch = args.root / "sweeps" / "arch" / "summary.json"
-    if arch.exists():
+    print(f"updated {args.root / 'comparison.png'}")
+    arch, models_doc = args.root / "sweeps" / "arch" / "summary.json", args.root / "docs" / "models.md"
+    if arch.exists() and models_doc.exists():
         summary = load(arch)
-        rewrite_readme(args.root / "README.md", arch_table(summary) + "\n\n" + arch_note(summary), ARCH_START, ARCH_END)
-        print(f"updated the architecture table in {args.root / 'README.md'}")
+        rewrite_readme(models_doc, arch_table(summary) + "\n\n" + arch_note(summary), ARCH_START, ARCH_END)
+        print(f"updated the architecture table in {models_doc}")
     if beta.exists():
         written = beta_figures(beta.parent)
         print(f"redrew {', '.join(written)} in {beta.parent}")

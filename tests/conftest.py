@@ -1,4 +1,8 @@
-"""Shared fixtures: small real-data runs of each script, made once per test session."""
+"""Shared fixtures: small real-data runs of each script, made once per test session.
+
+Tests marked ``slow`` (see pyproject.toml) are the ones ``python -m pytest -m "not slow"`` leaves out:
+those that start a script or a sweep in a subprocess carry the mark themselves, and every test that
+uses a fixture in SLOW_FIXTURES, directly or through another fixture, is marked here."""
 import json
 import os
 import subprocess
@@ -17,6 +21,15 @@ SCRIPTS = {key: spec.script for key, spec in SPECS.items()}
 # narrow, so its exact likelihood takes seconds; after one epoch on 2,000 digits they are as wide as the
 # prior and the quadrature took 50 s of a 66 s run.
 TINY = ["--epochs", "2", "--train-subset", "20000", "--quiet"]
+# Fixtures that train through subprocesses (tiny_runs), drive Chromium (test_page.browser) or mount a tmpfs
+# (test_reliability.small_disk).
+SLOW_FIXTURES = {"tiny_runs", "browser", "small_disk"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def run_script(key, *args, timeout=900, **kw):

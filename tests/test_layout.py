@@ -2,6 +2,9 @@
 imports run one way, weights are read and written in one module, functions stay short, and the
 models are listed once."""
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,30 @@ def test_the_models_are_listed_once():
         text = path.read_text(encoding="utf-8")
         for name in SCRIPTS:
             assert f"import {name}" not in text and f"{name}.py" not in text, (path.name, name)
+
+
+# Timings and hardware of one machine: true there only, so the code's comments and docstrings leave them
+# to benchmarks/ (a few may stay where the number is the reason for a constant).
+MEASURED = re.compile(r"\d+(\.\d+)? ?ms\b|GFLOP|EPYC|Xeon|\b\d+-core\b"
+                      r"|\d+(\.\d+)? ?s (a|per) (step|epoch|run)", re.IGNORECASE)
+
+
+def prose_lines(path):
+    """(line number, text) of every comment and docstring line in ``path``."""
+    source = Path(path).read_text(encoding="utf-8")
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            yield tok.start[0], tok.string
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc is not None:
+                for i, line in enumerate(doc.splitlines()):
+                    yield node.body[0].lineno + i, line
+
+
+def test_few_comments_quote_one_machines_timings():
+    found = [f"{path.relative_to(REPO)}:{n}: {text.strip()}"
+             for path in sorted([*PACKAGE.glob("*.py"), *MODELS.glob("*.py")])
+             for n, text in prose_lines(path) if MEASURED.search(text)]
+    assert len(found) <= 5, "\n".join(found)

@@ -140,6 +140,7 @@ def test_the_2d_vae_metrics_keep_their_order_and_definitions(vae2_metrics):
     assert m["active_units"] == int((codes.var(0) > 0.01).sum())
 
 
+@pytest.mark.slow  # three quadratures of 500 digits
 def test_the_exact_likelihoods_error_is_measured_on_its_first_500_images(vae2_metrics):
     from latentlab.metrics import exact_metrics
     model, d, _, m, extras = vae2_metrics
@@ -150,6 +151,7 @@ def test_the_exact_likelihoods_error_is_measured_on_its_first_500_images(vae2_me
     assert 0 <= full["nll_exact_error"] < 1e-4
 
 
+@pytest.mark.slow  # all of a full run's metrics again
 def test_a_full_run_measures_the_exact_likelihoods_error_and_a_lean_one_does_not(vae2_metrics, monkeypatch):
     from latentlab import exact
     model, d, test, _, extras = vae2_metrics

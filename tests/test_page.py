@@ -3,10 +3,13 @@ committed results and from tiny real runs: no console errors, the page's encoder
 LeNet agree with torch, a drawing is made into an MNIST digit as the Python reference does, the
 explorers answer to drawing, dragging, tapping and sliding, and a new run shows after a reload.
 
-Without Chromium (``apt-get install chromium``) the browser tests skip with one line; the others run.
+Without Chromium (``apt-get install chromium``) or playwright the browser tests skip with one line and
+the others run; with CI=true (as GitHub Actions and .ci/run set) they fail with that line instead. The
+browser tests are marked slow (conftest.SLOW_FIXTURES).
 """
 import base64
 import json
+import os
 import re
 import shutil
 import zlib
@@ -138,12 +141,22 @@ def _chromium():
     return None
 
 
+def _no_browser(reason):
+    """Skip the browser tests with one line, or fail them with it on CI, where a browser must be there."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{reason}, and CI is set: browser tests fail", pytrace=False)
+    pytest.skip(f"{reason}: browser tests skipped")
+
+
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _no_browser("playwright is not installed (pip install -r requirements.txt)")
     path = _chromium()
     if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
+        _no_browser("Chromium is not installed (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=path, headless=True)
         yield b
@@ -290,6 +303,7 @@ def test_screenshots_are_not_blank(browser, width, tmp_path):
     page.close()
 
 
+@pytest.mark.slow
 def test_a_new_run_shows_after_a_reload(browser, site):
     spec = SPECS["ae2"]
     folder = site / spec.results_dir

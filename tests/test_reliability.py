@@ -224,6 +224,7 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     assert scheduler.last_epoch == 3 and float(optimizer.state[next(model.parameters())]["step"]) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_then_resume(sig, good_results, tmp_path):
     folder, before = good_results
@@ -251,6 +252,7 @@ def test_interrupt_then_resume(sig, good_results, tmp_path):
     assert m["train_subset"] == 6000
 
 
+@pytest.mark.slow
 def test_process_level_error_has_no_traceback(tmp_path):
     r = run_script("vae32", "--batch-size", "zero", "--out", tmp_path / "r")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -258,6 +260,7 @@ def test_process_level_error_has_no_traceback(tmp_path):
 
 # --------------------------------------------------------------------------- one writer, verified data, crashes
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_one_writer(tmp_path):
     out = tmp_path / "r"
     first = _start("ae2", "--epochs", "3", "--train-subset", "6000", "--out", out)
@@ -295,6 +298,7 @@ def test_corrupted_bundled_data_stops_the_run(corrupted_copy, capsys, tmp_path, 
     assert "git checkout data/" in err and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # a whole run: training, then every metric
 def test_corrupted_user_data_warns_once_and_is_recorded(corrupted_copy, capsys, tmp_path):
     cli.main(AE2, argv=["--data-root", str(corrupted_copy), "--epochs", "1", "--train-subset", "500",
                         "--lean", "--quiet", "--out", str(tmp_path / "r")])
@@ -319,6 +323,7 @@ def test_files_are_hashed_again_only_when_they_change(corrupted_copy, monkeypatc
     assert data.checksums(raw) == first and calls[4:] == ["t10k-labels-idx1-ubyte"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     out, full = tmp_path / "killed", tmp_path / "full"
     args = ["--epochs", "6", "--train-subset", "3000", "--lean"]
@@ -360,6 +365,7 @@ def test_a_swap_cut_in_half_is_finished_or_undone(tiny_runs, tmp_path, complete)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+@pytest.mark.slow
 def test_the_next_run_starts_with_a_whole_results_folder(tiny_runs, tmp_path):
     out = _half_swapped(tiny_runs, tmp_path, complete=True)
     r = run_script("ae2", "--plots-only", "--quiet", "--out", out)  # needs model.pt in the folder
@@ -425,6 +431,7 @@ def leftovers(disk):
     return sorted(p.name for p in disk.rglob("*") if p.name.endswith(".tmp") or ".staging-" in p.name)
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_while_writing_the_results(small_disk):
     """1 MiB: the conv AE's resume state (0.6 MB) fits, its results folder does not."""
     disk = small_disk(1)
@@ -439,6 +446,7 @@ def test_a_really_full_disk_while_writing_the_results(small_disk):
     torch.load(resume_path(out), weights_only=True)   # whole
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_while_saving_the_resume_state(small_disk):
     """3 MiB: the MLP's resume state (weights and Adam's two moments, ~13 MB) does not fit."""
     disk = small_disk(3)

@@ -67,6 +67,7 @@ def closed_form_nll(model, x):
     return (torch.nn.functional.softplus(logits) - x * logits).sum(-1).double().mean().item()
 
 
+@pytest.mark.slow  # the quadrature over a posterior as wide as the prior
 def test_every_bound_equals_the_closed_form_when_the_decoder_ignores_z(digits):
     model = z_blind_vae()
     truth = closed_form_nll(model, digits)
@@ -76,6 +77,7 @@ def test_every_bound_equals_the_closed_form_when_the_decoder_ignores_z(digits):
     assert abs(-exact.exact_log_px(model, digits).mean() - truth) < 1e-3
 
 
+@pytest.mark.slow  # IWAE at k = 1000 and the quadrature
 def test_with_q_off_the_prior_the_elbo_pays_exactly_the_kl_and_iwae_closes_the_gap(digits):
     model = z_blind_vae(mu=1.0)  # q = N((1, 1), I), p(z|x) = N(0, I): KL = 1/2 |mu|^2 = 1 nat
     truth = closed_form_nll(model, digits)
@@ -90,6 +92,7 @@ def trained_2d():
     return small_trained_vae(2, 4000, 400, epochs=3)
 
 
+@pytest.mark.slow  # IWAE at k = 1000 and the quadrature
 def test_iwae_tightens_with_k_and_stays_above_the_exact_value(trained_2d):
     model, x = trained_2d
     nll = -exact.exact_log_px(model, x)
@@ -105,6 +108,7 @@ def test_iwae_tightens_with_k_and_stays_above_the_exact_value(trained_2d):
     assert bounds[1].mean() - nll.mean() > 0.5  # the tiny model's q is far from exact: a real gap
 
 
+@pytest.mark.slow  # four quadratures, one on a grid of half the step
 def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained_2d):
     model, x = trained_2d
     coarse = exact.exact_log_px(model, x[:100], step=0.08, cell=5)
@@ -120,6 +124,7 @@ def _committed_vae2():
     return load_model(REPO / spec.results_dir / "model.pt", spec)[0]
 
 
+@pytest.mark.slow  # quadratures on four grids, some twice
 def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reach_the_wider_grids_border(monkeypatch):
     """error_bound's range check equals summing every image on the wider grid. The committed 2-D
     VAE's posteriors all lie well inside [-6, 6]², so its decoder is shifted by 3 along z1
@@ -157,6 +162,7 @@ def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reac
     assert swapped_gap == pytest.approx(wider_gap, abs=1e-5)
 
 
+@pytest.mark.slow  # quadratures on three grids, some twice
 def test_the_error_bound_computes_its_own_base_and_keeps_to_the_range_it_is_given():
     model = _committed_vae2()
     x = load_mnist().x_test[480:500]
@@ -232,6 +238,7 @@ def plain_grid_log_px(model, x, step=0.02, half_range=4.5):
     return torch.cat(out).numpy() + 2 * math.log(step)
 
 
+@pytest.mark.slow  # the quadrature of all 10,000 test digits
 def test_the_committed_exact_nll_is_what_a_plain_grid_gives():
     import json
     from conftest import REPO, SPECS

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SCRIPTS, TINY, read_metrics, run_script, without_timings
 
+pytestmark = pytest.mark.slow  # every test here reads a script's run or starts one
+
 COMMON = ["metrics.json", "model.pt", "page_data.js", "loss_curve.png", "reconstructions.png", "latent_space.png"]
 EXTRA = {
     "ae2": ["latent_space_grid_sampling.png", "sampling_1.gif", "sampling_2.gif"],

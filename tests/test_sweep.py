@@ -12,6 +12,8 @@ import pytest
 
 from conftest import MODELS, REPO, read_metrics, without_timings
 
+pytestmark = pytest.mark.slow  # every test here runs a sweep or reads one
+
 TINY = ["--models", "vae2", "--seeds", "0,1", "--betas", "0.1,4", "--script-args", "--epochs 2 --train-subset 20000"]
 
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import MODELS, REPO, SPECS, read_metrics, run_script
@@ -48,6 +49,7 @@ def trained_weights(tmp_path, edit=None):
     return r.stdout.strip()
 
 
+@pytest.mark.slow
 def test_edits_to_the_loss_or_the_sampling_change_what_trains(tmp_path):
     clean = trained_weights(tmp_path)
     assert trained_weights(tmp_path / "again") == clean   # same seed, same machine: same weights
@@ -55,6 +57,7 @@ def test_edits_to_the_loss_or_the_sampling_change_what_trains(tmp_path):
         assert trained_weights(tmp_path, edit) != clean, f"{edit}: the trained weights did not change"
 
 
+@pytest.mark.slow  # a whole run with every figure and GIF, then --plots-only
 def test_an_encoder_with_another_activation_trains_saves_and_comes_back(tmp_path, monkeypatch, capsys):
     """models.ACTIVATION is what the MLPs put between layers: a LeakyReLU trains through fit, saves
     into model.pt, and --plots-only rebuilds it; the page says in one line it cannot run it."""
@@ -73,6 +76,7 @@ def test_an_encoder_with_another_activation_trains_saves_and_comes_back(tmp_path
     assert "LeakyReLU" in page and '"encoder"' not in page
 
 
+@pytest.mark.slow
 def test_the_conv_pair_trains_saves_and_comes_back_with_plots_only(tmp_path):
     """The AE 2-D: all its figures and GIFs, and no IWAE or quadrature, which take minutes to decode
     through convolutions on a 2-core CPU (the VAEs' conv runs are in sweeps/arch)."""

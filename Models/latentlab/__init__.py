@@ -2,10 +2,13 @@
 
 - ``data``: MNIST from the bundled IDX files, checked, as tensors on the device
 - ``preprocess``: a drawing made into an MNIST digit (the reference for the page's drawing pad)
-- ``models``: the MLP autoencoder, the VAE and the LeNet used to judge samples (nothing else)
+- ``models``: the AE and the VAE over any encoder and decoder, the MLP and conv pairs, and the LeNet
+  used to judge samples (nothing else)
 - ``losses``: reconstruction and KL terms (where the VAE loss lives)
-- ``training``: the batch loop, evaluation passes, the state an interrupted run resumes from
+- ``training``: the textbook step (objective, ``loss.backward()``, Adam, schedule), evaluation passes,
+  the state an interrupted run resumes from
 - ``checkpoints``: every file of weights or training state (model.pt, resume state, the LeNet)
+- ``exact``: the 2-D VAE's exact likelihood and true posteriors, by quadrature over the code plane
 - ``metrics``: everything written to ``metrics.json``
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``figures``: static PNGs;  ``animations``: GIFs

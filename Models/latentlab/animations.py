@@ -71,7 +71,7 @@ def side_by_side(left, right, gap=12):
 
 def save_gif(path, frames, ms=FRAME_MS):
     """One palette for all frames (from the first and middle frames, a grey ramp for the digits and
-    the marker red), so Pillow skips per-frame quantisation: about 5x faster than RGB frames."""
+    the marker red), so Pillow skips per-frame quantisation, the slow part of writing RGB frames."""
     frames = np.stack(frames)
     ramp = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[:, None], 3, axis=1)
     extra = np.concatenate([np.repeat(ramp, 40, axis=0), np.tile(RED, (4000, 1))])

@@ -177,7 +177,7 @@ def save_classifier(net, path=CLASSIFIER_PATH):
 
 
 def load_classifier(device, path=CLASSIFIER_PATH):
-    """The committed LeNet in eval mode, channels-last (3x faster convolutions on CPU)."""
+    """The committed LeNet in eval mode, channels-last (faster convolutions on CPU)."""
     net = LeNet()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.to(device, memory_format=torch.channels_last).eval()

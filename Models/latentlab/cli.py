@@ -258,7 +258,7 @@ def run(spec, args, stop):
     say = _silent if args.quiet else print
     with writing(out) as staging:
         # Loaded only now: --help, bad flags and a folder another run holds answer without
-        # importing matplotlib and scikit-learn (measured: 1.9 s instead of 5 s).
+        # importing matplotlib and scikit-learn.
         from . import results
         seed_everything(args.seed)
         data = load_mnist(args.data_root, device)
@@ -326,8 +326,7 @@ def main(spec, description=None, argv=None):
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
-        # Python's exit walks every object torch, torchvision and sklearn made (0.6 s measured);
-        # frozen objects are skipped.
+        # Python's exit walks every object torch, torchvision and sklearn made; frozen objects are skipped.
         gc.freeze()
     summary = ", ".join(f"{k} {record[k]:.4g}" for k in SUMMARY_KEYS if k in record)
     print(f"{spec.script}: {summary}; results in {out}")

@@ -28,7 +28,7 @@ def _save(fig, path):
 
 def image_grid(images, nrow, pad=2):
     """(N, 784) images in [0, 1] -> one (H, W) array laid out as torchvision's make_grid does (``pad``
-    pixels of 0 = white under gray_r around each tile), without importing torchvision (1.4 s)."""
+    pixels of 0 = white under gray_r around each tile), without importing torchvision (a slow import)."""
     t = torch.as_tensor(images, dtype=torch.float32).detach().cpu().view(-1, 28, 28)
     ncol = min(nrow, len(t))
     nrows = -(-len(t) // ncol)

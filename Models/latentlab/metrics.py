@@ -47,7 +47,7 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
 
 
 @torch.no_grad()
-def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2000-row chunks: fastest
+def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2000-row chunks, for speed
     """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
 
     -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); with k = 1 this is the
@@ -84,7 +84,7 @@ def exact_metrics(model, x, iwae, elbo, measure_error=True):
     """The 2-D VAE's exact -log p(x) (``exact``), its quadrature error measured on the first 500
     images, and the two gaps to the per-image bounds ``iwae`` and ``elbo`` (``iwae_bound(per_image=True)``);
     returns (metrics, per-image arrays for the figures). ``measure_error``: False skips the error
-    measurement (a third of the cost), as sweeps' metrics-only runs do."""
+    measurement, as sweeps' metrics-only runs do."""
     nll = -exact.exact_log_px(model, x)
     m = {"test_nll_exact": float(nll.mean()),
          "nll_exact_grid": {"step": exact.STEP, "range": exact.HALF_RANGE},
@@ -110,8 +110,8 @@ def active_units(codes, threshold=0.01):
 def fit_code_density(train_codes, seed=0, components=10):
     """Ex-post density estimate of an AE's codes (Ghosh et al., 2020): lets a plain AE generate.
 
-    EM stops once the mean log-likelihood gains less than 0.01 nats per code: measured on the
-    32-D AE, half the time of sklearn's 0.001 for a test log-likelihood 0.04 nats lower.
+    EM stops once the mean log-likelihood gains less than 0.01 nats per code, not sklearn's 0.001:
+    far less time for a slightly lower test log-likelihood.
     """
     return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, tol=1e-2,
                            random_state=seed).fit(train_codes)
@@ -148,7 +148,7 @@ def save_reference_stats(net, x_test):
 
 def reference_stats(net, x_test):
     """Feature statistics of the test digits, FID's real side: the committed ones when they were
-    made from these very weights and test images (checked by hash), else computed now (0.6 s)."""
+    made from these very weights and test images (checked by hash), else computed now."""
     if REFERENCE_STATS_PATH.exists():
         saved = np.load(REFERENCE_STATS_PATH)
         if str(saved["key"]) == _reference_key(x_test):

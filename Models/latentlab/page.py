@@ -27,14 +27,10 @@ SHARED_FILE = "shared_data.js"  # in page/
 POOL = 2000             # test digits the page knows by their pixels: the 2-D scatter, nearest neighbours
 THUMBS_PER_DIGIT = 2    # start images offered by the 32-D explorer
 DIRECTIONS = 8          # sliders of the 32-D explorer
-# Low mantissa bits of float16 rounded away before packing (each bit: ~6% smaller once deflated),
-# so that the page's data stays within 10 MiB. Measured against float32 on 1,000 test digits: the
-# encoders need all 10 mantissa bits (their means then stay within 0.6% of a dimension's spread; the
-# bound is 2%, and one bit fewer reaches 1.6%), the 32-D decoders keep every pixel within 0.011 with 7
-# (bound 0.02); the AE 2-D's, decoded over its whole plane, reached 0.027 with 7 and 0.009 with 8; codes
-# of the pool only rank neighbours, 6 bits do. The 2-D VAE's decoder keeps all 10:
-# the page integrates its likelihood over the plane, and 7 bits move -log p(x) by up to 0.10 nats
-# (10 bits: 0.015).
+# Low mantissa bits of float16 rounded away before packing, so that the page's data stays within
+# 10 MiB: each part keeps the fewest bits that hold its bound against float32 (encoders' means within
+# 2% of a dimension's spread, decoders' pixels within 0.02; the pool's codes only rank neighbours).
+# The 2-D VAE's decoder keeps all 10: the page integrates its likelihood over the plane.
 DROP_BITS = {"encoder": 0, "decoder": 3, "2-D decoder": 2, "exact decoder": 0, "classifier": 2, "codes": 4}
 
 
@@ -178,7 +174,7 @@ def shared_data(net, x_test, y_test):
     """What the four models' panels share: the pool's digits and labels, and the LeNet judge.
 
     The pool's pixels are only shown, never encoded, so 16 grey levels suffice (the page scales
-    them by 17): deflated, 0.25 MB instead of 0.6 MB for 8 bits.
+    them by 17), and they deflate far smaller than 8 bits.
     """
     idx = pool_index(len(x_test))
     levels = (x_test[idx].cpu().numpy() * 15).round().astype(np.uint8)

@@ -33,7 +33,7 @@ SWEEPS_DIR = REPO_ROOT / "sweeps"
 PRESETS = {  # name -> what it runs (models: every model of the registry, or of one kind); script defaults otherwise
     "seeds": {"kind": None, "seeds": [0, 1, 2, 3, 4], "betas": [None]},
     "beta": {"kind": "vae", "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
-    # both pairs at one budget of 10 epochs: conv epochs cost ~5x an MLP's on a 2-core CPU
+    # both pairs at one budget of 10 epochs: a conv epoch costs several MLP epochs on CPU
     "arch": {"kind": None, "seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
 }
 # metrics.json keys that are settings, not measurements: not summarised
