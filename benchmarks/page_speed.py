@@ -86,13 +86,13 @@ def main():
             tab.wait_for_function("window.latentlab && window.latentlab.ready === true")
             renders.append(tab.evaluate("window.latentlab.renderMs"))
         print(f"\n2. first render: median {statistics.median(renders):.0f} ms, worst {max(renders):.0f} ms "
-              f"over {args.loads} loads (target < 2000 ms)")
-        print("\n3. one decode in the page (target < 5 ms)")
+              f"over {args.loads} loads")
+        print("\n3. one decode in the page")
         for name in tab.evaluate("Object.keys(window.latentlab.models)"):
             print(f"   {name:6} {tab.evaluate(TIME_DECODES, name):6.2f} ms")
         draw(tab, SEVEN)
         median, worst = tab.evaluate(TIME_UPDATES)
-        print(f"\n4. one update after a stroke: median {median:.1f} ms, worst {worst:.1f} ms over 25 (target < 30 ms)")
+        print(f"\n4. one update after a stroke: median {median:.1f} ms, worst {worst:.1f} ms over 25")
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             for width, height in ((1280, 900), (390, 844)):
