@@ -34,10 +34,14 @@ def defined_names(path):
     return names
 
 
+def prose(page):
+    """A Markdown page's text, its code blocks left out."""
+    return re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+
+
 def links(page):
     """(text, target) of every link and image of a Markdown page, code blocks left out."""
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
-    return LINK.findall(text)
+    return LINK.findall(prose(page))
 
 
 def test_the_pages_exist_and_the_front_door_is_short():
@@ -77,8 +81,7 @@ def test_code_cited_by_name_exists(page):
         if name and path.suffix == ".py" and path.exists() and name[1] != path.name:
             if name[1] not in defined_names(path):
                 missing.append(f"{name[1]} in {target}")
-    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
-    for dotted in CODE.findall(text):
+    for dotted in CODE.findall(prose(page)):
         module, _, attr = dotted.partition(".")
         source = PACKAGE / f"{module}.py"
         if attr and attr not in FILE_TYPES and source.exists() and attr not in defined_names(source):
