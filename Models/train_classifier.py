@@ -3,7 +3,7 @@ sample_confidence, sample_class_entropy, fid_mnist), and save its weights beside
 
 Run once; the weights (< 1 MB), their test accuracy, the test digits' feature statistics (FID's
 reference side) and the page's shared data file (page/shared_data.js: this LeNet for the browser and
-the test digits the page shows) are committed:
+the test digits the page shows; page/lab_data.js: the training digits of the page's lab) are committed:
     python Models/train_classifier.py [--stats-only]
 """
 import argparse
@@ -22,10 +22,11 @@ from latentlab.cli import DEVICE_HELP, EXIT_USER_ERROR, Parser, integer, pick_de
 from latentlab.data import load_mnist
 from latentlab.metrics import REFERENCE_STATS_PATH, classify, save_reference_stats
 from latentlab.models import LeNet
-from latentlab.page import SHARED_FILE, shared_data, write_shared
+from latentlab.page import LAB_FILE, SHARED_FILE, lab_data, shared_data, write_lab, write_shared
 
 PROG = "train_classifier.py"
 SHARED_PATH = Path(__file__).resolve().parents[1] / "page" / SHARED_FILE
+LAB_PATH = SHARED_PATH.with_name(LAB_FILE)
 
 
 def build_parser():
@@ -74,7 +75,8 @@ def main(argv=None):
         net = load_classifier(device)
         save_reference_stats(net, data.x_test)
         write_shared(SHARED_PATH, shared_data(net, data.x_test, data.y_test))
-        print(f"saved {REFERENCE_STATS_PATH} and {SHARED_PATH}")
+        write_lab(LAB_PATH, lab_data(data.x_train, data.y_train))
+        print(f"saved {REFERENCE_STATS_PATH}, {SHARED_PATH} and {LAB_PATH}")
         return
     net = LeNet().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -91,6 +93,7 @@ def main(argv=None):
     CLASSIFIER_PATH.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     save_reference_stats(net, data.x_test)
     write_shared(SHARED_PATH, shared_data(net, data.x_test, data.y_test))
+    write_lab(LAB_PATH, lab_data(data.x_train, data.y_train))
     print(f"saved {CLASSIFIER_PATH} ({info['parameters']} parameters, test accuracy {acc:.4f})")
 
 

@@ -4,10 +4,13 @@ Prints the size of everything the page loads but its pictures, the time to first
 loaded, weights inflated, explorers, table and gallery drawn), the milliseconds per decode of each
 model's decoder in the page, and the milliseconds of one update after a stroke on the drawing pad
 (the drawing made into a digit, 4 encodes, 4 decodes, 5 LeNet classifications, the nearest test
-digits, the explorers redrawn). With ``--screenshots DIR``, also saves the page at 1280 and 390 px
-with a digit drawn on the pad.
+digits, the explorers redrawn). Then the "train it yourself" lab: a plain-JS matmul probe on one
+thread (GFLOP/s, the ceiling of the lab's loops), the images/s of each model with both training at
+once, the multiply-adds they do against that probe, where each worker's time goes, and the 5-NN
+accuracy of the test pool's codes after --lab-seconds of training. With ``--screenshots DIR``, also
+saves the page at 1280 and 390 px with a digit drawn on the pad, and the lab after its training.
 
-    python benchmarks/page_speed.py [--loads 5] [--screenshots DIR]
+    python benchmarks/page_speed.py [--loads 5] [--lab-seconds 60] [--lab-sizes 784,128,2] [--screenshots DIR]
 """
 import argparse
 import shutil
@@ -15,12 +18,15 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 from playwright.sync_api import sync_playwright
+from sklearn.neighbors import KNeighborsClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Models"))
 
 from latentlab.page import FILE as PAGE_DATA  # noqa: E402
+from latentlab.page import LAB_FILE  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
 
 TIME_DECODES = """(name) => {
@@ -35,6 +41,27 @@ TIME_UPDATES = """() => {
   for (let i = 0; i < 25; i++) { section.update(); times.push(window.latentlab.lastUpdateMs); }
   times.sort((a, b) => a - b);
   return [times[12], times[24]];
+}"""
+# C = A·B (n × n) with the lab's loop (page/lab_math.js, Linear.forward): each row of C gathers the
+# rows of B scaled by A's entries, four at a time, in Float32Arrays; GFLOP/s of the best of 5.
+MATMUL_PROBE = """(n) => {
+  const a = new Float32Array(n * n).map(() => Math.random()), b = new Float32Array(n * n).map(() => Math.random());
+  const c = new Float32Array(n * n);
+  let best = Infinity;
+  for (let rep = 0; rep < 6; rep++) {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) {
+      const ci = i * n;
+      for (let j = 0; j < n; j++) c[ci + j] = 0;
+      for (let k = 0; k < n; k += 4) {
+        const v0 = a[ci + k], v1 = a[ci + k + 1], v2 = a[ci + k + 2], v3 = a[ci + k + 3];
+        const r0 = k * n, r1 = r0 + n, r2 = r1 + n, r3 = r2 + n;
+        for (let j = 0; j < n; j++) c[ci + j] += v0 * b[r0 + j] + v1 * b[r1 + j] + v2 * b[r2 + j] + v3 * b[r3 + j];
+      }
+    }
+    if (rep) best = Math.min(best, performance.now() - t);  // the first is the JIT's warm-up
+  }
+  return 2 * n * n * n / (best / 1000) / 1e9;
 }"""
 SEVEN = [[(60, 55), (215, 50), (120, 245)], [(100, 150), (190, 148)]]  # two strokes on the 280-px pad
 
@@ -54,15 +81,75 @@ def draw(tab, strokes):
 
 
 def sizes():
-    """(name, bytes) of every file the page loads except images and GIFs."""
+    """(name, bytes) of every file the page loads at first render except images and GIFs (the lab's
+    training digits load when the lab is first used)."""
     files = [REPO / "index.html", *sorted((REPO / "page").glob("*.js")), *sorted((REPO / "page").glob("*.css"))]
+    files.remove(REPO / "page" / LAB_FILE)
     files += [REPO / s.results_dir / PAGE_DATA for s in specs().values()]
     return [(str(f.relative_to(REPO)), f.stat().st_size) for f in files if f.exists()]
+
+
+def knn(train, test):
+    fit = KNeighborsClassifier(5).fit(np.reshape(train["codes"], (-1, 2)), train["labels"])
+    return fit.score(np.reshape(test["codes"], (-1, 2)), test["labels"])
+
+
+def lab(browser, url, seconds, screenshots, sizes=None):
+    """Section 5: the train-it-yourself lab, both models training at once."""
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    if sizes:
+        tab.add_init_script(f"window.LATENTLAB_LAB_SIZES = [{sizes}];")
+    tab.goto(url)
+    tab.wait_for_function("window.latentlab && window.latentlab.ready === true")
+    probe = tab.evaluate(MATMUL_PROBE, 256)
+    sizes = tab.evaluate("window.latentlab.lab.sizes")
+    print(f"\n5. the lab ({'-'.join(map(str, sizes))} and back, batch 64, both models at once)")
+    print(f"   matmul probe, plain JS, one thread, 256 x 256: {probe:.2f} GFLOP/s")
+    tab.evaluate("window.latentlab.lab.reset(0)")
+    tab.evaluate("window.latentlab.lab.start()")
+    tab.locator("#lab").scroll_into_view_if_needed()
+    warm = min(10, seconds // 3)
+    tab.wait_for_timeout(warm * 1000)
+    first = tab.evaluate("window.latentlab.lab.stats()")
+    tab.wait_for_timeout((seconds - warm) * 1000)
+    last = tab.evaluate("window.latentlab.lab.stats()")
+    if screenshots:  # while it trains, as a reader sees it
+        screenshots.mkdir(parents=True, exist_ok=True)
+        tab.locator("#lab").screenshot(path=str(screenshots / "lab_1280.png"))
+        tab.set_viewport_size({"width": 390, "height": 844})  # the same lab, laid out for a phone
+        tab.wait_for_timeout(500)
+        tab.locator("#lab").screenshot(path=str(screenshots / "lab_390.png"))
+    tab.evaluate("window.latentlab.lab.pause()")
+    tab.wait_for_timeout(300)
+    span = (last["ae"]["clock"]["wallMs"] - first["ae"]["clock"]["wallMs"]) / 1000
+    for kind in ("ae", "vae"):
+        a, b = first[kind], last[kind]
+        rate = (b["images"] - a["images"]) / span
+        c0, c1 = a["clock"], b["clock"]
+        wall = c1["wallMs"] - c0["wallMs"]
+        train, ticks = (c1["trainMs"] - c0["trainMs"]) / wall, (c1["tickMs"] - c0["tickMs"]) / wall
+        gflops = 2 * (b["macs"] - a["macs"]) / (wall / 1000) / 1e9
+        test = tab.evaluate(f"window.latentlab.lab.codes('{kind}')")
+        score = knn(tab.evaluate(f"window.latentlab.lab.trainCodes('{kind}')"), test)
+        within = (np.linalg.norm(np.reshape(test["codes"], (-1, 2)), axis=1) <= 3).mean()
+        print(f"   {kind:3}  {rate:6.0f} images/s over {span:.0f} s   multiply-adds done: {gflops:.2f} GFLOP/s "
+              f"= {gflops / probe:.0%} of the probe   worker time: {train:.0%} training, {ticks:.0%} ticks "
+              f"(codes of the 2,000 test digits, 9 decodes), {1 - train - ticks:.0%} elsewhere")
+        print(f"        after {seconds} s: {b['images']:,} images, rec. {b['rec']:.1f} nats, KL {b['kl']:.2f}, "
+              f"5-NN accuracy of the test codes {score:.3f}, {within:.0%} of them within 3σ of N(0, I)")
+    dense = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    print(f"   dense count: {6 * 2 * dense / 1e6:.2f} MFLOP a training image (AE; the VAE's encoder is a little wider); "
+          "the lab skips zero inputs (blank pixels, units a ReLU switched off)")
+    tab.close()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--loads", type=int, default=5, help="page loads to time (default: 5)")
+    p.add_argument("--lab-seconds", type=int, default=60,
+                   help="seconds the lab trains both models before its codes are scored (default: 60)")
+    p.add_argument("--lab-sizes", default=None, metavar="784,...,2",
+                   help="the lab's encoder widths to try instead of the page's (default: the page's)")
     p.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
                    help="save page_1280.png and page_390.png (viewport) and *_full.png into DIR (default: none)")
     args = p.parse_args()
@@ -70,11 +157,12 @@ def main():
     if chromium is None:
         sys.exit("page_speed.py: error: no Chromium here; apt-get install chromium")
 
-    print("1. what the page loads (images and GIFs not counted)")
+    print("1. what the page loads at first render (images and GIFs not counted)")
     listed = sizes()
     for name, size in listed:
         print(f"   {size / 2 ** 20:7.2f} MiB  {name}")
     print(f"   {sum(s for _, s in listed) / 2 ** 20:7.2f} MiB  total (budget 10 MiB)")
+    print(f"   and {(REPO / 'page' / LAB_FILE).stat().st_size / 2 ** 20:.2f} MiB page/{LAB_FILE} when the lab is first used")
 
     url = (REPO / "index.html").as_uri()
     with sync_playwright() as pw:
@@ -93,6 +181,7 @@ def main():
         draw(tab, SEVEN)
         median, worst = tab.evaluate(TIME_UPDATES)
         print(f"\n4. one update after a stroke: median {median:.1f} ms, worst {worst:.1f} ms over 25")
+        lab(browser, url, args.lab_seconds, args.screenshots, args.lab_sizes)
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
             for width, height in ((1280, 900), (390, 844)):

@@ -2,7 +2,7 @@
 // the drawing pad, the explorers, the table and the gallery. A model whose folder has no data yet
 // gets a line telling which script to run; the rest works. The tests' hooks on window.latentlab:
 // models, decode(name, z), encode(name, pixels), classify(pixels), drawn(), clearDrawing(),
-// preprocess(ink, w, h), exactPosterior(name, pixels), lastUpdateMs, renderMs.
+// preprocess(ink, w, h), exactPosterior(name, pixels), lastUpdateMs, renderMs, and lab (page/lab.js).
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
@@ -41,10 +41,10 @@
     return made;
   }
 
-  // The shared pool of test digits: labels, and pixels(i) as 784 intensities (16 grey levels).
+  // The shared pool of test digits: labels, levels (0..15, 784 a digit), and pixels(i) as 784 intensities.
   async function testPool(shared) {
     const levels = await ll.nn.inflate(shared.pool.levels);
-    return {index: shared.pool.index, labels: ll.nn.bytes(shared.pool.labels),
+    return {index: shared.pool.index, labels: ll.nn.bytes(shared.pool.labels), levels,
             pixels: (i) => Float32Array.from(levels.subarray(784 * i, 784 * (i + 1)), (v) => v / 15)};
   }
 
@@ -120,6 +120,7 @@
       key: m.key, label: m.label, kind: datasets[m.key].kind, latent_dim: m.latent_dim,
       encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
     draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
+    ll.lab = ll.labHooks(new ll.Lab(document.getElementById("lab-area"), pool));
     ll.gallery.table(MODELS, shown);
     ll.gallery.gallery(MODELS, shown);
 

@@ -5,6 +5,7 @@ those that start a script or a sweep in a subprocess carry the mark themselves, 
 uses a fixture in SLOW_FIXTURES, directly or through another fixture, is marked here."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ SCRIPTS = {key: spec.script for key, spec in SPECS.items()}
 # narrow, so its exact likelihood takes seconds; after one epoch on 2,000 digits they are as wide as the
 # prior and the quadrature took 50 s of a 66 s run.
 TINY = ["--epochs", "2", "--train-subset", "20000", "--quiet"]
-# Fixtures that train through subprocesses (tiny_runs), drive Chromium (test_page.browser) or mount a tmpfs
+# Fixtures that train through subprocesses (tiny_runs), drive Chromium (browser) or mount a tmpfs
 # (test_reliability.small_disk).
 SLOW_FIXTURES = {"tiny_runs", "browser", "small_disk"}
 
@@ -89,3 +90,66 @@ def tiny_runs(tmp_path_factory):
         assert r.returncode == 0, r.stderr
         out[key] = folder
     return out
+
+
+# --------------------------------------------------------------------------- the browser
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _no_browser(reason):
+    """Skip the browser tests with one line, or fail them with it on CI, where a browser must be there."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{reason}, and CI is set: browser tests fail", pytrace=False)
+    pytest.skip(f"{reason}: browser tests skipped")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (test_page.py, test_lab.py)."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _no_browser("playwright is not installed (pip install -r requirements.txt)")
+    path = _chromium()
+    if path is None:
+        _no_browser("Chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True)
+        yield b
+        b.close()
+
+
+class Page:
+    """One tab on index.html that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser, root, width=1280, touch=False):
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=touch)
+        self.tab = self.context.new_page()
+        self.errors = []
+        self.tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.tab.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.url = (Path(root) / "index.html").as_uri()
+        self.load()
+
+    def load(self):
+        self.tab.goto(self.url)
+        self.tab.wait_for_function("window.latentlab && window.latentlab.ready === true", timeout=30_000)
+
+    def js(self, expression, arg=None):
+        return self.tab.evaluate(expression, arg)
+
+    def box(self, selector):
+        """The element's box in the viewport, scrolled into view first (the mouse acts only there)."""
+        self.tab.locator(selector).scroll_into_view_if_needed()
+        return self.tab.locator(selector).bounding_box()
+
+    def canvas(self, selector):
+        return self.js("(s) => document.querySelector(s).toDataURL()", selector)
+
+    def close(self):
+        self.context.close()

@@ -9,7 +9,6 @@ browser tests are marked slow (conftest.SLOW_FIXTURES).
 """
 import base64
 import json
-import os
 import re
 import shutil
 import zlib
@@ -19,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SPECS, read_metrics, run_script
+from conftest import REPO, SPECS, Page, read_metrics, run_script
 from latentlab.checkpoints import load_classifier, load_model
 from latentlab.data import load_mnist
 from latentlab.metrics import table_cells
 from latentlab.page import FILE as PAGE_DATA
-from latentlab.page import float16_bits, packed, pool_index
+from latentlab.page import LAB_FILE, float16_bits, packed, pool_index
 from latentlab.preprocess import mnist_style
 
 BUDGET = 10 * 2 ** 20  # everything the page loads at first render but its pictures
@@ -122,7 +121,9 @@ def side_of(raster):
 
 
 def test_committed_page_data_fits_the_budget_and_matches_its_run():
+    # page/lab_data.js loads when the lab is first used, not at first render (tests/test_lab.py)
     loaded = [REPO / "index.html", *(REPO / "page").glob("*.js"), *(REPO / "page").glob("*.css")]
+    loaded.remove(REPO / "page" / LAB_FILE)
     assert REPO / "page" / "shared_data.js" in loaded
     loaded += [REPO / s.results_dir / PAGE_DATA for s in SPECS.values()]
     assert sum(p.stat().st_size for p in loaded) <= BUDGET
@@ -133,66 +134,6 @@ def test_committed_page_data_fits_the_budget_and_matches_its_run():
 
 
 # --------------------------------------------------------------------------- the browser
-
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _no_browser(reason):
-    """Skip the browser tests with one line, or fail them with it on CI, where a browser must be there."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason}, and CI is set: browser tests fail", pytrace=False)
-    pytest.skip(f"{reason}: browser tests skipped")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright import sync_api
-    except ImportError:
-        _no_browser("playwright is not installed (pip install -r requirements.txt)")
-    path = _chromium()
-    if path is None:
-        _no_browser("Chromium is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True)
-        yield b
-        b.close()
-
-
-class Page:
-    """One tab on index.html that records console errors and uncaught exceptions."""
-
-    def __init__(self, browser, root, width=1280, touch=False):
-        self.context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=touch)
-        self.tab = self.context.new_page()
-        self.errors = []
-        self.tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.tab.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.url = (Path(root) / "index.html").as_uri()
-        self.load()
-
-    def load(self):
-        self.tab.goto(self.url)
-        self.tab.wait_for_function("window.latentlab && window.latentlab.ready === true", timeout=30_000)
-
-    def js(self, expression, arg=None):
-        return self.tab.evaluate(expression, arg)
-
-    def box(self, selector):
-        """The element's box in the viewport, scrolled into view first (the mouse acts only there)."""
-        self.tab.locator(selector).scroll_into_view_if_needed()
-        return self.tab.locator(selector).bounding_box()
-
-    def canvas(self, selector):
-        return self.js("(s) => document.querySelector(s).toDataURL()", selector)
-
-    def close(self):
-        self.context.close()
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, tiny_runs):

@@ -3,7 +3,8 @@ shows of that model: its row of the metrics table, the pictures the folder holds
 the decoder's weights, the codes of a fixed pool of test digits (the 2-D scatter, the nearest
 neighbours of a drawing), and for 32-D codes a few test images with their codes, the directions
 the sliders move along and the distribution the "sample" button draws from. ``page/shared_data.js``
-holds what the four share: the pool's pixels and labels and the LeNet judge.
+holds what the four share: the pool's pixels and labels and the LeNet judge. ``page/lab_data.js``
+holds the training digits of the page's "train it yourself" lab, loaded only when that is used.
 
 A ``<script src>`` file, not JSON: browsers refuse ``fetch`` of files opened from ``file://``.
 Large arrays travel as base64 of little-endian binary, about a third of the size of JSON numbers;
@@ -24,6 +25,8 @@ from .metrics import TABLE_COLUMNS, table_cells
 
 FILE = "page_data.js"
 SHARED_FILE = "shared_data.js"  # in page/
+LAB_FILE = "lab_data.js"        # in page/
+LAB = 10_000            # training digits the page's lab trains on (its torch recipe's size: docs/page.md)
 POOL = 2000             # test digits the page knows by their pixels: the 2-D scatter, nearest neighbours
 THUMBS_PER_DIGIT = 2    # start images offered by the 32-D explorer
 DIRECTIONS = 8          # sliders of the 32-D explorer
@@ -183,6 +186,19 @@ def shared_data(net, x_test, y_test):
             "classifier": classifier_weights(net)}
 
 
+def lab_index(n_train, seed=0):
+    """The training digits the page's lab trains on, in training-set order."""
+    return np.sort(np.random.default_rng(seed).permutation(n_train)[:LAB])
+
+
+def lab_data(x_train, y_train):
+    """The lab's training digits at 16 grey levels (as the pool), deflated, with their labels."""
+    idx = lab_index(len(x_train))
+    levels = (x_train[idx].cpu().numpy() * 15).round().astype(np.uint8)
+    return {"index": idx.tolist(), "labels": b64(y_train[idx].cpu().numpy(), "u1"),
+            "levels": base64.b64encode(zlib.compress(levels.tobytes(), 9)).decode()}
+
+
 def write(path, data):
     """``path`` as a script that files ``data`` under its key in ``window.LATENTLAB_DATA``."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -196,3 +212,10 @@ def write_shared(path, data):
     text = json.dumps(data, separators=(",", ":"))
     path.write_text("// Written by Models/train_classifier.py (--stats-only keeps the weights) for index.html.\n"
                     f"window.LATENTLAB_SHARED = {text};\n", encoding="utf-8")
+
+
+def write_lab(path, data):
+    """``path`` (page/lab_data.js) as a script that sets ``window.LATENTLAB_LAB``."""
+    text = json.dumps(data, separators=(",", ":"))
+    path.write_text("// Written by Models/train_classifier.py for index.html's lab; loaded when the lab is first used.\n"
+                    f"window.LATENTLAB_LAB = {text};\n", encoding="utf-8")
