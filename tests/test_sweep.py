@@ -33,9 +33,11 @@ def finished(tmp_path_factory):
 
 def test_jobs_2_runs_everything_once_with_progress(finished):
     folder, out = finished
-    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    runs = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name != "logs")
     assert runs == ["vae2_b0.1_s0", "vae2_b0.1_s1", "vae2_b4_s0", "vae2_b4_s1"]
-    assert "4 to run (2 at once, 1 threads each)" in out
+    assert "4 to run (2 at once, 1 threads each" in out
+    logs = sorted((folder / "logs").glob("*_log.out"))  # one submitit job, and log, a run
+    assert len(logs) == 4 and all("results in" in p.read_text() for p in logs)
     assert "[4/4]" in out and "left ~" in out
     for run in runs:
         m = read_metrics(folder / run)

@@ -57,6 +57,15 @@ class ModelSpec:
         with the architecture as a suffix (``2D_latent_VAE_conv``), so it never replaces the MLP's."""
         return self.results_dir if arch == "mlp" else f"{self.results_dir}_{arch}"
 
+    def with_latent(self, n):
+        """This model with an n-dimensional code, its default results beside this one's
+        (``8D_latent_VAE`` beside ``32D_latent_VAE``)."""
+        if n == self.latent_dim:
+            return self
+        folder = Path(self.results_dir)
+        name = folder.name.replace(f"{self.latent_dim}D_", f"{n}D_", 1)
+        return replace(self, latent_dim=n, results_dir=str(folder.with_name(name)))
+
 
 # --------------------------------------------------------------------------- flags
 
@@ -92,6 +101,13 @@ def positive(cast):
     return parse
 
 
+def latent_size(text):
+    n = integer(text)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"a code of {n} dimensions: give 2 or more")
+    return n
+
+
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps; auto tries cuda, then mps, then cpu (default: auto)"
 
 
@@ -109,6 +125,11 @@ def build_parser(spec, description=None):
                    help="encoder and decoder: mlp (784-512-256-z, ReLU) or conv (two stride-2 3x3 "
                         "convolutions of 32 and 64 channels and a dense layer, mirrored back); a conv run "
                         f"writes to {Path(spec.results_for('conv')).name}/ beside the MLP's folder (default: mlp)")
+    if spec.latent_dim != 2:  # the 2-D scripts draw the code plane, so they keep two dimensions
+        p.add_argument("--latent-dim", type=latent_size, default=spec.latent_dim,
+                       help=f"size of the code z; a size other than {spec.latent_dim} writes to "
+                            f"<size>D_{Path(spec.results_dir).name.split('_', 1)[1]}/ beside the default folder "
+                            f"(default: {spec.latent_dim})")
     if spec.kind == "vae":
         p.add_argument("--beta", type=positive(float), default=1.0,
                        help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
@@ -306,6 +327,7 @@ def _without_resume(argv):
 def main(spec, description=None, argv=None):
     """Entry point of every script: exit 0 on success, 2 on a user error, 130 on an interrupt."""
     args = build_parser(spec, description).parse_args(argv)
+    spec = spec.with_latent(getattr(args, "latent_dim", spec.latent_dim))
     if args.out is None:
         args.out = REPO_ROOT / spec.results_for(args.arch)
     out = args.out.expanduser().absolute()

@@ -1,6 +1,7 @@
 """Tables and pictures over many runs, from a sweep's ``summary.json``: README's metrics table and
-comparison.png with the spread over seeds, and the β bridge from the VAE to the AE (the
-rate–distortion plane, the 2-D codes at each β, active units and kNN accuracy against β).
+comparison.png with the spread over seeds, the β bridge from the VAE to the AE (the
+rate–distortion plane, the 2-D codes at each β, active units and kNN accuracy against β), and the
+AE and the VAE against the size of their code.
 """
 import json
 import math
@@ -247,3 +248,52 @@ def beta_figures(folder):
         units_and_knn(summary, {k: m["knn_accuracy"]["mean"] for k, m in ae.items()}, folder / "beta_32d.png")
         written.append("beta_32d.png")
     return written
+
+
+# (metric, panel title); the ELBO-type bounds and active units exist for the VAE only
+LATENT_PANELS = [("test_bce", "reconstruction BCE (nats)"), ("test_mse", "reconstruction MSE"),
+                 ("test_neg_elbo", "−ELBO and IWAE (nats, VAE)"), ("knn_accuracy", "kNN accuracy on the codes"),
+                 ("active_units", "active units (VAE)"), ("fid_mnist", "FID-MNIST of prior samples"),
+                 ("sample_confidence", "LeNet confidence on samples")]
+KIND_COLORS = {"ae": "#4C72B0", "vae": "#C44E52"}
+
+
+def by_latent(summary, path):
+    """Every panel of ``LATENT_PANELS`` against the code size, the AE and the VAE on the same axes:
+    mean ± sd over the seeds, each seed a dot (the −ELBO panel adds the IWAE bound, dashed)."""
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7))
+    sizes = sorted({g["latent_dim"] for g in summary["groups"]})
+    for ax, (key, title) in zip(axes.flat, LATENT_PANELS):
+        for kind, color in KIND_COLORS.items():
+            groups = sorted((g for g in summary["groups"] if g["label"].startswith(kind.upper() + " ")),
+                            key=lambda g: g["latent_dim"])
+            for k, fmt in [(key, "o-")] + ([("test_nll_iwae", "s--")] if key == "test_neg_elbo" else []):
+                have = [g for g in groups if g["metrics"].get(k, {}).get("mean") is not None]
+                if not have:
+                    continue
+                x = [g["latent_dim"] for g in have]
+                ax.errorbar(x, [g["metrics"][k]["mean"] for g in have],
+                            yerr=[g["metrics"][k]["sd"] or 0 for g in have], fmt=fmt, color=color, capsize=3,
+                            ms=4, label=f"{kind.upper()}" + (" IWAE" if k == "test_nll_iwae" else ""))
+                for g in have:
+                    vals = g["metrics"][k]["values"]
+                    ax.scatter([g["latent_dim"]] * len(vals), vals, s=6, color="k", zorder=3, linewidths=0)
+        if key == "active_units":
+            ax.plot(sizes, sizes, ":", color="gray", label="every dimension")
+            ax.set_yscale("log", base=2)
+            ax.set_yticks(sizes, [str(n) for n in sizes])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_xlabel("code size (latent dimensions)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes.flat[-1].axis("off")
+    epochs = {g["label"].split()[0]: g["setup"]["epochs"] for g in summary["groups"]}
+    axes.flat[-1].text(0, 0.5, "mean ± sd over seeds; dots: the seeds\n"
+                       + ", ".join(f"{k} {v} epochs" for k, v in sorted(epochs.items()))
+                       + "\n(the 32-D scripts' defaults)\npython Models/sweep.py latent", fontsize=9, va="center")
+    fig.suptitle("AE và VAE theo kích thước mã / AE and VAE against the code size", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)

@@ -1,27 +1,30 @@
-"""Sweeps: many independent runs of the model scripts (model × seed × β), each one a subprocess of the
+"""Sweeps: many independent runs of the model scripts (model × seed × β, architecture or code size), each one a subprocess of the
 script's own command line writing ``--lean`` results into ``sweeps/<sweep>/<run>/``, never into the
 results folders; then ``summary.json``: every metric's mean and standard deviation over the seeds.
 
 Resumable: a run whose folder holds ``metrics.json`` is done and skipped; one that was interrupted
 (Ctrl-C, SIGTERM) left a resume state and continues with ``--resume``; any other starts afresh (the
-script's atomic results folder means no half-written run can pass for a finished one). ``--jobs N``
-runs N at once, the machine's cores split between them; ``--print-commands`` prints the same
-commands, one a line, for GNU parallel, a SLURM array or Ray.
+script's atomic results folder means no half-written run can pass for a finished one). The runs are
+submitit jobs (the executor behind Hydra's submitit launcher): local processes, N at once with the
+machine's cores split between them, or one SLURM job array, requeued with --resume when preempted;
+each job's log is in ``sweeps/<sweep>/logs/``. ``--print-commands`` prints the same commands, one a
+line, for GNU parallel or any other scheduler.
 """
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import submitit
 
 from . import UserError
 from .checkpoints import resume_path
@@ -35,6 +38,8 @@ PRESETS = {  # name -> what it runs (models: every model of the registry, or of 
     "beta": {"kind": "vae", "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
     # both pairs at one budget of 10 epochs: a conv epoch costs several MLP epochs on CPU
     "arch": {"kind": None, "seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
+    # the 32-D scripts (any code size; AE 15 epochs, VAE 30, as their defaults) at six code sizes
+    "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64]},
 }
 # metrics.json keys that are settings, not measurements: not summarised
 SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "beta", "threads", "iwae_k", "arch"}
@@ -49,11 +54,13 @@ class Run:
     args: tuple = ()         # further flags for the script, e.g. ("--epochs", "1")
     folder: Path = field(default=None, compare=False)
     arch: str = None         # None: the script's default (mlp), with no --arch flag
+    latent: int = None       # None: the script's code size, with no --latent-dim flag
 
     @property
     def name(self):
+        model = self.key if self.latent is None else f"{specs()[self.key].kind}{self.latent}"  # "vae8"
         arch = "" if self.arch is None else f"_{self.arch}"
-        return self.key + arch + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
+        return model + arch + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
 
     @property
     def out(self):
@@ -66,20 +73,29 @@ class Run:
         """The script's command line; continues an interrupted run where it left a resume state."""
         beta = [] if self.beta is None else ["--beta", f"{self.beta:g}"]
         arch = [] if self.arch is None else ["--arch", self.arch]
+        arch += [] if self.latent is None else ["--latent-dim", str(self.latent)]
         resume = ["--resume"] if resume_path(self.out).exists() else []
         return [python, str(REPO_ROOT / "Models" / specs()[self.key].script), "--seed", str(self.seed), *arch, *beta,
                 *self.args, "--lean", "--quiet", "--out", str(self.out), *resume]
 
 
-def definition(name, models=None, seeds=None, betas=None, args=None, archs=None):
+def definition(name, models=None, seeds=None, betas=None, args=None, archs=None, latents=None):
     """The sweep's settings: a preset's, with any part given replacing it."""
     base = PRESETS.get(name, {"kind": None, "seeds": [0], "betas": [None]})
-    preset_models = [k for k, spec in specs().items() if base["kind"] in (None, spec.kind)]
+    preset_models = base.get("models") or [k for k, spec in specs().items() if base["kind"] in (None, spec.kind)]
     d = {"models": list(models or preset_models), "seeds": list(seeds if seeds is not None else base["seeds"]),
          "betas": list(betas or base["betas"]), "args": list(args if args is not None else base.get("args", []))}
     archs = list(archs or base.get("archs", [None]))
     if archs != [None]:   # absent otherwise, as in the sweep.json of sweeps made before --archs
         d["archs"] = archs
+    latents = list(latents or base.get("latents", [None]))
+    if latents != [None]:
+        d["latents"] = latents
+        fixed = [m for m in d["models"] if specs()[m].latent_dim == 2]
+        if fixed:
+            raise UserError(f"{fixed[0]} keeps a 2-D code; sweep code sizes with the 32-D models (ae32, vae32)")
+        if min(latents) < 2:
+            raise UserError(f"a code of {min(latents)} dimensions: give 2 or more")
     unknown = [m for m in d["models"] if m not in specs()]
     if unknown:
         raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(specs())}")
@@ -100,24 +116,24 @@ def plan(name, d, root=SWEEPS_DIR):
     runs = []
     for key in d["models"]:
         betas = d["betas"] if specs()[key].kind == "vae" else [None]  # an AE has no KL term to weigh
-        for arch in d.get("archs", [None]):
-            for beta in betas:
-                runs += [Run(key, seed, beta, tuple(d["args"]), folder, arch) for seed in d["seeds"]]
+        for latent in d.get("latents", [None]):
+            for arch in d.get("archs", [None]):
+                for beta in betas:
+                    runs += [Run(key, seed, beta, tuple(d["args"]), folder, arch, latent) for seed in d["seeds"]]
     return folder, runs
 
 
-def twin(run, jobs):
+def twin(run, threads):
     """A finished run of another sweep beside this one with the very same command line and threads
     (β = 1 of a β sweep is the seeds sweep's VAE run), or None: copying it saves a training."""
     beta = run.beta if run.beta is not None or specs()[run.key].kind != "vae" else 1.0
-    threads = int(thread_env(jobs)["OMP_NUM_THREADS"])
     for sweep_json in sorted(run.folder.parent.glob("*/sweep.json")):
         if sweep_json.parent == run.folder or json.loads(sweep_json.read_text())["args"] != list(run.args):
             continue
         for metrics in sweep_json.parent.glob(f"{run.key}_*s{run.seed}/metrics.json"):
             m = json.loads(metrics.read_text())
-            if (m["seed"], m.get("beta"), m["threads"], m.get("arch", "mlp")) == (run.seed, beta, threads,
-                                                                                  run.arch or "mlp"):
+            if (m["seed"], m.get("beta"), m["threads"], m.get("arch", "mlp"), m["latent_dim"]) == (
+                    run.seed, beta, threads, run.arch or "mlp", run.latent or specs()[run.key].latent_dim):
                 return metrics.parent
     return None
 
@@ -141,60 +157,179 @@ def _clock(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class Executor:
-    """Runs sweep runs as subprocesses, ``jobs`` at a time, and forwards an interrupt to them."""
+class ScriptJob:
+    """One run as a submitit job: the script's own command line in a subprocess, with ``threads`` CPU
+    threads; its output goes to the job's log. When SLURM preempts the job or its time runs out,
+    submitit calls ``checkpoint``: the script is stopped (it keeps the state of its last finished
+    epoch) and the same job is requeued, whose command line then carries --resume."""
 
-    def __init__(self, jobs, say=partial(print, flush=True)):  # progress shows even when piped
-        self.jobs, self.say = jobs, say
-        self.live, self.lock, self.stopping = set(), threading.Lock(), False
+    def __init__(self, run, threads):
+        self.run, self.threads, self._proc = run, threads, None
 
-    def one(self, run):
-        env = {**os.environ, **thread_env(self.jobs)}
-        with self.lock:
-            if self.stopping:
-                return None, "not started"
-            proc = subprocess.Popen(run.argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True)  # our Ctrl-C reaches it through us
-            self.live.add(proc)
-        out, err = proc.communicate()
-        with self.lock:
-            self.live.discard(proc)
-        return proc.returncode, (err.strip().splitlines() or out.strip().splitlines() or [""])[-1]
+    def __getstate__(self):  # submitit pickles the job; the live process stays behind
+        return {"run": self.run, "threads": self.threads, "_proc": None}
 
-    def all(self, runs):
-        """Run every run; returns the names of those that failed. KeyboardInterrupt stops the rest."""
-        began, failed, done = time.perf_counter(), [], 0
-        pool = ThreadPoolExecutor(self.jobs)
-        futures = {pool.submit(self.one, run): run for run in runs}
+    def __call__(self):
+        threads = os.environ.get("SLURM_CPUS_PER_TASK", str(self.threads))
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        argv = self.run.argv()
+        print(" ".join(shlex.quote(a) for a in argv), flush=True)
+        self._proc = subprocess.Popen(argv, env=env)
         try:
-            for future in as_completed(futures):
-                run, (code, last) = futures[future], future.result()
+            # polled, not wait(): checkpoint() runs in a signal handler and must be able to wait itself
+            while self._proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:  # a cancel: the script saves its last whole epoch and exits
+            self._proc.send_signal(signal.SIGINT)
+            self._proc.wait()
+            raise
+        code = self._proc.returncode
+        if code != 0:
+            raise RuntimeError(f"{self.run.name} exited with code {code}")
+        return self.run.name
+
+    def checkpoint(self):
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()  # the script stops; its last finished epoch is in its resume state
+            try:
+                self._proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        return submitit.helpers.DelayedSubmission(ScriptJob(self.run, self.threads))
+
+
+def make_executor(kind, logs, jobs=1, **slurm):
+    """A submitit executor whose jobs log into ``logs``: "local" runs them as processes of this machine
+    (``jobs`` at once, see ``run_all``), "slurm" submits them to the cluster that SLURM_CONF and the
+    usual environment name, with ``slurm`` as sbatch settings (partition, time in minutes,
+    cpus_per_task, gpus_per_task, mem, array_parallelism)."""
+    # the job unpickles its ScriptJob from this package, on this machine or on a node sharing the disk
+    models = str(REPO_ROOT / "Models")
+    if models not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (models, os.environ.get("PYTHONPATH")) if p)
+    if kind == "local":
+        executor = submitit.LocalExecutor(folder=logs)
+        executor.update_parameters(timeout_min=slurm.get("time") or 24 * 60)
+        return executor, jobs
+    if kind != "slurm":
+        raise UserError(f"unknown executor {kind!r}; choose local or slurm")
+    executor = submitit.SlurmExecutor(folder=logs)
+    settings = {k: v for k, v in slurm.items() if v is not None}
+    executor.update_parameters(signal_delay_s=120, job_name="latentlab", **settings)
+    return executor, None  # SLURM itself decides how many run at once (--array-parallelism)
+
+
+SLURM_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+
+
+def slurm_state(job_id):
+    """A SLURM job's state from scontrol, which needs no accounting database (submitit's own watcher
+    asks sacct); None once SLURM has forgotten the job."""
+    r = subprocess.run(["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True)
+    found = re.search(r"JobState=(\S+)", r.stdout)
+    return found.group(1) if found else None
+
+
+def _ended(job, slurm, poll):
+    """(ended, SLURM state): a job has ended when it wrote its result (or error), or when SLURM says so."""
+    if job.paths.result_pickle.exists():
+        return True, None
+    if not slurm:
+        return job.done(), None
+    if not poll:
+        return False, None
+    state = slurm_state(job.job_id)
+    return state is None or state in SLURM_ENDED, state
+
+
+@contextmanager
+def _own_output(logs, local):
+    """submitit's local job controllers inherit this process's stdout and stderr, and an interrupted one
+    prints its own traceback there: while they are started, both point at logs/controllers.log."""
+    if not local:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logs.mkdir(parents=True, exist_ok=True)
+    saved = [os.dup(1), os.dup(2)]
+    with open(logs / "controllers.log", "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, copy in ((1, saved[0]), (2, saved[1])):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def run_all(executor, limit, runs, threads, say=partial(print, flush=True)):
+    """Every run as a job of ``executor``, at most ``limit`` at once (None: all submitted at once, as one
+    job array); returns the names of those that failed. KeyboardInterrupt cancels the live jobs, each
+    of which keeps its last whole epoch for --resume."""
+    began, failed, done, pending, live = time.perf_counter(), [], 0, list(runs), {}
+    slurm, polls = isinstance(executor, submitit.SlurmExecutor), 0
+    try:
+        while pending or live:
+            room = len(pending) if limit is None else limit - len(live)
+            if room > 0 and pending:
+                batch, pending = pending[:room], pending[room:]
+                with _own_output(executor.folder, not slurm), executor.batch():  # one sbatch job array on SLURM
+                    submitted = [executor.submit(ScriptJob(run, threads)) for run in batch]
+                live.update(zip(submitted, batch))
+                if slurm:
+                    say(f"submitted job array {submitted[0].job_id.split('_')[0]} ({len(submitted)} runs)")
+            time.sleep(0.5)
+            polls += 1
+            for job in list(live):
+                ended, state = _ended(job, slurm, polls % 10 == 0)  # scontrol every 5 s
+                if not ended:
+                    continue
+                run = live.pop(job)
                 done += 1
+                if not job.paths.result_pickle.exists():
+                    time.sleep(1)  # the result may land just after the state changed
+                error = job.exception() if job.paths.result_pickle.exists() else f"{state or 'gone'}, no result"
+                if error is not None and slurm:  # e.g. CANCELLED, when scancel stopped the script
+                    for _ in range(30):
+                        state = slurm_state(job.job_id)
+                        if state is None or state in SLURM_ENDED:
+                            break
+                        time.sleep(0.5)  # COMPLETING: its processes are still being stopped
                 elapsed = time.perf_counter() - began
                 eta = elapsed / done * (len(runs) - done)
-                status = "ok" if code == 0 else f"FAILED (exit {code}): {last}"
-                self.say(f"[{done}/{len(runs)}] {run.name} {status} · elapsed {_clock(elapsed)} · left ~{_clock(eta)}")
-                if code != 0:
+                why = _last_line(error) if state is None or state in str(error) else f"{state}: {_last_line(error)}"
+                status = "ok" if error is None else f"FAILED ({why}; log {job.paths.stderr})"
+                say(f"[{done}/{len(runs)}] {run.name} {status} · elapsed {_clock(elapsed)} · left ~{_clock(eta)}")
+                if error is not None:
                     failed.append(run.name)
-        except KeyboardInterrupt:
-            with self.lock:
-                self.stopping = True
-                for proc in self.live:  # each saves its last whole epoch and exits
-                    proc.send_signal(signal.SIGINT)
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown()
-        return failed
+    except KeyboardInterrupt:
+        for job in live:
+            job.cancel(check=False)  # SIGINT to a local job; scancel, whose SIGTERM the script obeys, on SLURM
+        deadline = time.monotonic() + 120
+        for job in live:
+            while not _ended(job, slurm, True)[0] and time.monotonic() < deadline:
+                time.sleep(0.5)
+        raise
+    return failed
+
+
+def _last_line(error):
+    """The line that says what went wrong: the last "SomeError: ..." of a job's trace, else the last line."""
+    lines = str(error).strip().splitlines()
+    named = [line for line in lines if re.match(r"\w+(Error|Exception|Interrupt)\b", line)]
+    return (named or lines or [type(error).__name__])[-1].strip()
 
 
 def summarize(records, name=None, settings=None):
     """Every numeric metric of ``records`` (dicts of key, beta, seed, name and the run's metrics.json),
-    grouped by (model, architecture, β): mean, sd (n − 1) and the values in seed order."""
+    grouped by (model, architecture, β, code size): mean, sd (n − 1) and the values in seed order."""
     groups = {}
     for r in records:
-        groups.setdefault((r["key"], r.get("arch"), r["beta"]), []).append(r)
+        groups.setdefault((r["key"], r.get("arch"), r["beta"], r.get("latent")), []).append(r)
     out = []
-    for (key, arch, beta), members in groups.items():
+    for (key, arch, beta, latent), members in groups.items():
         members.sort(key=lambda r: r["seed"])
         first = members[0]["metrics"]
         names = [k for k, v in first.items() if k not in SETTINGS and isinstance(v, (int, float))
@@ -204,8 +339,10 @@ def summarize(records, name=None, settings=None):
             values = [r["metrics"][k] for r in members if k in r["metrics"]]
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
             stats[k] = {"mean": float(np.mean(values)), "sd": sd, "values": values}
-        label = specs()[key].label + ("" if arch is None else f" ({arch})")
-        out.append({"model": key, "label": label, "arch": arch, "beta": beta, "n": len(members),
+        spec = specs()[key] if latent is None else specs()[key].with_latent(latent)
+        label = spec.label + ("" if arch is None else f" ({arch})")
+        out.append({"model": key, "label": label, "arch": arch, "beta": beta, "latent_dim": spec.latent_dim,
+                    "n": len(members),
                     "seeds": [r["seed"] for r in members], "runs": [r["name"] for r in members],
                     "setup": {k: first.get(k) for k in ("epochs", "precision", "device", "threads", "torch_version")},
                     "metrics": stats})
@@ -214,5 +351,5 @@ def summarize(records, name=None, settings=None):
 
 def records(runs):
     """What ``summarize`` takes, from finished sweep runs."""
-    return [{"key": r.key, "arch": r.arch, "beta": r.beta, "seed": r.seed, "name": r.name,
+    return [{"key": r.key, "arch": r.arch, "beta": r.beta, "latent": r.latent, "seed": r.seed, "name": r.name,
              "metrics": json.loads((r.out / "metrics.json").read_text())} for r in runs]
