@@ -253,7 +253,7 @@ def beta_figures(folder):
 # (metric, panel title); the ELBO-type bounds and active units exist for the VAE only
 LATENT_PANELS = [("test_bce", "reconstruction BCE (nats)"), ("test_mse", "reconstruction MSE"),
                  ("test_neg_elbo", "−ELBO and IWAE (nats, VAE)"), ("knn_accuracy", "kNN accuracy on the codes"),
-                 ("active_units", "active units (VAE)"), ("fid_mnist", "FID-MNIST of prior samples"),
+                 ("active_units", "active units (VAE)"), ("fid_mnist", "FID-MNIST of samples (VAE: prior; AE: GMM of codes)"),
                  ("sample_confidence", "LeNet confidence on samples")]
 KIND_COLORS = {"ae": "#4C72B0", "vae": "#C44E52"}
 
