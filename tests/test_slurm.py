@@ -158,11 +158,13 @@ def test_a_sweep_runs_as_a_job_array_on_slurm(slurm, tmp_path):
     assert len(logs) == 2 and all("results in" in p.read_text() for p in logs)  # each run's own log
 
 
-def test_a_run_cancelled_with_scancel_is_finished_by_running_the_sweep_again(slurm, tmp_path):
-    env, folder = slurm["env"], tmp_path / "halt"
+def three_epochs(env, root, name):
+    """A sweep of one 3-epoch VAE run on SLURM, started and waited on until its first epoch is saved:
+    (its command, its process, its folder, the SLURM job id)."""
+    folder = root / name
     args = ["--models", "vae32", "--seeds", "0", "--script-args", "--epochs 3 --train-subset 20000"]
-    cmd = [sys.executable, str(MODELS / "sweep.py"), "halt", *args, "--executor", "slurm", "--cpus-per-task", "1",
-           "--time", "20", "--dir", str(tmp_path)]
+    cmd = [sys.executable, str(MODELS / "sweep.py"), name, *args, "--executor", "slurm", "--cpus-per-task", "1",
+           "--time", "20", "--dir", str(root)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     deadline = time.monotonic() + 300
     while not (folder / "vae32_s0.resume.pt").exists() and time.monotonic() < deadline:
@@ -170,7 +172,13 @@ def test_a_run_cancelled_with_scancel_is_finished_by_running_the_sweep_again(slu
     assert (folder / "vae32_s0.resume.pt").exists(), "no epoch finished in time"
     jobs = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=env).stdout.split()
     assert jobs and jobs[1] == "RUNNING", jobs
-    subprocess.run(["scancel", jobs[0]], env=env, check=True)
+    return cmd, proc, folder, jobs[0]
+
+
+def test_a_run_cancelled_with_scancel_is_finished_by_running_the_sweep_again(slurm, tmp_path):
+    env = slurm["env"]
+    cmd, proc, folder, job = three_epochs(env, tmp_path, "halt")
+    subprocess.run(["scancel", job], env=env, check=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "1 runs failed (vae32_s0)" in err, out + err
     assert "CANCELLED" in out, out
@@ -179,23 +187,15 @@ def test_a_run_cancelled_with_scancel_is_finished_by_running_the_sweep_again(slu
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     log = max((folder / "logs").glob("*_log.out"), key=lambda p: p.stat().st_mtime).read_text()
-    assert "--resume" in log  # the requeued run continued from its resume state
+    assert "--resume" in log  # the rerun continued from the resume state
     assert [h["epoch"] for h in read_metrics(folder / "vae32_s0")["history"]] == [1, 2, 3]
 
 
 def test_a_preempted_run_is_requeued_and_resumes(slurm, tmp_path):
     """USR2 is what SLURM sends before a job's time runs out or it is preempted (submitit asks for it):
     submitit checkpoints the job, which stops the script and requeues itself with --resume."""
-    env, folder = slurm["env"], tmp_path / "preempt"
-    args = ["--models", "vae32", "--seeds", "0", "--script-args", "--epochs 3 --train-subset 20000"]
-    cmd = [sys.executable, str(MODELS / "sweep.py"), "preempt", *args, "--executor", "slurm", "--cpus-per-task", "1",
-           "--time", "20", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    deadline = time.monotonic() + 300
-    while not (folder / "vae32_s0.resume.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert (folder / "vae32_s0.resume.pt").exists(), "no epoch finished in time"
-    job = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()[0]
+    env = slurm["env"]
+    _, proc, folder, job = three_epochs(env, tmp_path, "preempt")
     subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, out + err
