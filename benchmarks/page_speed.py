@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from playwright.sync_api import sync_playwright
-from sklearn.neighbors import KNeighborsClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Models"))
 
 from latentlab.page import FILE as PAGE_DATA  # noqa: E402
+from latentlab.metrics import knn_accuracy  # noqa: E402
 from latentlab.page import LAB_FILE  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
 
@@ -89,11 +89,6 @@ def sizes():
     return [(str(f.relative_to(REPO)), f.stat().st_size) for f in files if f.exists()]
 
 
-def knn(train, test):
-    fit = KNeighborsClassifier(5).fit(np.reshape(train["codes"], (-1, 2)), train["labels"])
-    return fit.score(np.reshape(test["codes"], (-1, 2)), test["labels"])
-
-
 def lab(browser, url, seconds, screenshots, sizes=None):
     """Section 5: the train-it-yourself lab, both models training at once."""
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -130,7 +125,9 @@ def lab(browser, url, seconds, screenshots, sizes=None):
         train, ticks = (c1["trainMs"] - c0["trainMs"]) / wall, (c1["tickMs"] - c0["tickMs"]) / wall
         gflops = 2 * (b["macs"] - a["macs"]) / (wall / 1000) / 1e9
         test = tab.evaluate(f"window.latentlab.lab.codes('{kind}')")
-        score = knn(tab.evaluate(f"window.latentlab.lab.trainCodes('{kind}')"), test)
+        fit = tab.evaluate(f"window.latentlab.lab.trainCodes('{kind}')")
+        score = knn_accuracy(np.reshape(fit["codes"], (-1, 2)), fit["labels"],
+                             np.reshape(test["codes"], (-1, 2)), test["labels"])
         within = (np.linalg.norm(np.reshape(test["codes"], (-1, 2)), axis=1) <= 3).mean()
         print(f"   {kind:3}  {rate:6.0f} images/s over {span:.0f} s   multiply-adds done: {gflops:.2f} GFLOP/s "
               f"= {gflops / probe:.0%} of the probe   worker time: {train:.0%} training, {ticks:.0%} ticks "

@@ -9,7 +9,7 @@ function latentlabLabWorker(self, math) {
   // A tick re-encodes a quarter of the test pool (each dot is at most 4 ticks old): encoding all
 // 2,000 digits five times a second would take about half of the worker's time.
 const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
-  let kind, sizes, train, pool, model, adam, random, order, at, reader, painter, shown, part0 = 0, beta = 1, lr = 3e-3, running = false;
+  let kind, sizes, train, pool, meanImage, model, adam, random, order, at, reader, painter, shown, part0 = 0, beta = 1, lr = 3e-3, running = false;
   const clock = {train: 0, tick: 0, since: 0};  // ms spent training and posting ticks since the run began
   let images = 0, sums = {rec: 0, kl: 0, n: 0}, means = {rec: null, kl: null}, lastTick = 0, since = {t: 0, images: 0, macs: 0}, speed = 0, gflops = 0;
   const LEVEL = Float32Array.from({length: 16}, (_, v) => v / 15);  // the 16 grey levels of the data
@@ -33,9 +33,7 @@ const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
 
   function reset(seed) {
     model = new math.Model(kind, sizes, BATCH);
-    const mean = new Float64Array(784);
-    for (let s = 0; s < train.n; s++) for (let i = 0; i < 784; i++) mean[i] += LEVEL[train.levels[s * 784 + i]];
-    model.init(seed, Float32Array.from(mean, (v) => v / train.n));
+    model.init(seed, meanImage);
     adam = new math.Adam(model, lr);
     // an encoder and a decoder with their own buffers that read the model's weights, for the ticks
     reader = new math.MLP(model.encoder.layers.map((l) => l.nIn).concat(model.encoder.layers.at(-1).nOut), BATCH);
@@ -146,6 +144,9 @@ const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
     if (m.type === "init") {
       ({kind, sizes} = m);
       train = m.train; pool = m.pool; beta = m.beta ?? beta; lr = m.lr ?? lr;
+      const sum = new Float64Array(784);  // the mean training image, where every reset starts the decoder
+      for (let s = 0; s < train.n; s++) for (let i = 0; i < 784; i++) sum[i] += LEVEL[train.levels[s * 784 + i]];
+      meanImage = Float32Array.from(sum, (v) => v / train.n);
       reset(m.seed);
       tick(true);
     } else if (m.type === "reset") {

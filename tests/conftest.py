@@ -101,11 +101,12 @@ def _chromium():
     return None
 
 
-def _no_browser(reason):
-    """Skip the browser tests with one line, or fail them with it on CI, where a browser must be there."""
+def unavailable(reason, tests):
+    """Skip ``tests`` ("browser", "SLURM") with one line, or fail them with it on CI, where what they
+    need must be there."""
     if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason}, and CI is set: browser tests fail", pytrace=False)
-    pytest.skip(f"{reason}: browser tests skipped")
+        pytest.fail(f"{reason}, and CI is set: {tests} tests fail", pytrace=False)
+    pytest.skip(f"{reason}: {tests} tests skipped")
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +115,10 @@ def browser():
     try:
         from playwright import sync_api
     except ImportError:
-        _no_browser("playwright is not installed (pip install -r requirements.txt)")
+        unavailable("playwright is not installed (pip install -r requirements.txt)", "browser")
     path = _chromium()
     if path is None:
-        _no_browser("Chromium is not installed (apt-get install chromium)")
+        unavailable("Chromium is not installed (apt-get install chromium)", "browser")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=path, headless=True)
         yield b

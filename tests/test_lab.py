@@ -12,11 +12,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from sklearn.neighbors import KNeighborsClassifier
 
 from conftest import REPO, Page
 from latentlab.data import load_mnist
 from latentlab.losses import ae_loss, vae_loss
+from latentlab.metrics import knn_accuracy
 from latentlab.models import build_model
 from latentlab.page import LAB, lab_index
 
@@ -118,11 +118,6 @@ def test_ten_adam_steps_in_the_lab_match_torch_optim_adam(page, mnist, kind):
 
 # --------------------------------------------------------------------------- it learns, in the page
 
-def knn_accuracy(train, test):
-    fit = KNeighborsClassifier(5).fit(np.reshape(train["codes"], (-1, 2)), train["labels"])
-    return fit.score(np.reshape(test["codes"], (-1, 2)), test["labels"])
-
-
 @pytest.fixture(scope="module")
 def trained(browser):
     """The committed page after TRAIN_SECONDS of training both models at once with the defaults."""
@@ -148,7 +143,9 @@ def test_a_minute_of_training_in_the_page_gives_codes_that_knn_reads(trained, ki
     assert stats["images"] > 0 and stats["rec"] < 200, stats  # the mean image alone scores ~205 nats
     codes = trained[kind]
     assert len(codes["test"]["labels"]) == 2000 and len(codes["train"]["labels"]) == 10_000
-    accuracy = knn_accuracy(codes["train"], codes["test"])
+    train, test = codes["train"], codes["test"]
+    accuracy = knn_accuracy(np.reshape(train["codes"], (-1, 2)), train["labels"],
+                            np.reshape(test["codes"], (-1, 2)), test["labels"])
     assert accuracy >= 0.55, (kind, accuracy, stats)
 
 

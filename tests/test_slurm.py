@@ -18,16 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS, REPO, read_metrics
+from conftest import MODELS, REPO, read_metrics, unavailable
 
 pytestmark = pytest.mark.slow
 TINY = ["--models", "ae32,vae32", "--seeds", "0", "--script-args", "--epochs 1 --train-subset 600"]
-
-
-def _unavailable(reason):
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason}, and CI is set: SLURM tests fail", pytrace=False)
-    pytest.skip(f"{reason}: SLURM tests skipped")
 
 
 def _install():
@@ -92,7 +86,7 @@ def slurm(tmp_path_factory):
     """A one-node SLURM cluster for this test session: yields the environment that points at it."""
     reason = _install()
     if reason:
-        _unavailable(reason)
+        unavailable(reason, "SLURM")
     root = tmp_path_factory.mktemp("slurm")
     for sub in ("state", "spool"):
         (root / sub).mkdir()
@@ -126,9 +120,9 @@ def slurm(tmp_path_factory):
         dead = [d.args[0] for d in daemons if d.poll() is not None]
         for d in daemons:
             d.terminate()
-        _unavailable(f"the one-node SLURM did not come up (node {state or 'unknown'}"
+        unavailable(f"the one-node SLURM did not come up (node {state or 'unknown'}"
                      f"{', ' + ', '.join(map(os.path.basename, dead)) + ' exited' if dead else ''}): "
-                     + " | ".join(f"{p.name}: {_last_line(p)}" for p in logs))
+                     + " | ".join(f"{p.name}: {_last_line(p)}" for p in logs), "SLURM")
     yield {"env": env, "root": root}
     subprocess.run(["scancel", "--full", "--user", "root"], env=env, capture_output=True)
     for d in reversed(daemons):
