@@ -28,6 +28,9 @@ def from_results(root):
         if not path.exists():
             sys.exit(f"compare_models.py: error: {path} is missing; run Models/{spec.script} first")
         m = json.loads(path.read_text())
+        if m.get("test_subset"):
+            sys.exit(f"compare_models.py: error: {path} was scored on the first {m['test_subset']} test images "
+                     f"only (--test-subset); the table compares full test sets: run Models/{spec.script} without it")
         recs.append({"key": key, "beta": None, "seed": m["seed"], "name": spec.results_dir, "metrics": m})
     return summarize(recs, "results")
 
@@ -68,6 +71,10 @@ def main():
     args = p.parse_args()
     seeds, beta = args.root / "sweeps" / "seeds" / "summary.json", args.root / "sweeps" / "beta" / "summary.json"
     summary = load(seeds) if seeds.exists() else from_results(args.root)
+    partial = [g["label"] for g in summary["groups"] if g["setup"].get("test_subset")]
+    if partial:
+        sys.exit(f"compare_models.py: error: {seeds} holds runs scored on part of the test set (--test-subset: "
+                 f"{', '.join(partial)}); the table compares full test sets: run the sweep without it")
     table = markdown_table(summary) + "\n\n" + note(summary, seeds.exists())
     english = args.root / "README.en.md"
     for readme in [args.root / "README.md"] + ([english] if english.exists() else []):

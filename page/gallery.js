@@ -56,7 +56,8 @@
     }
     const r = data.run;
     const subset = r.train_subset ? `, train subset ${r.train_subset}` : "";
-    return `${r.epochs} epochs, seed ${r.seed}, ${r.precision}, ${r.device}${subset} · ${data.written}`;
+    const scored = r.test_subset ? `, test subset ${r.test_subset}` : "";
+    return `${r.epochs} epochs, seed ${r.seed}, ${r.precision}, ${r.device}${subset}${scored} · ${data.written}`;
   }
 
   function table(models, datasets) {
@@ -67,13 +68,21 @@
       return;
     }
     const head = `<thead><tr><th>model</th>${first.table.columns.map((c) => `<th>${c}</th>`).join("")}</tr></thead>`;
+    // A run scored on part of the test set (--test-subset) is marked: its numbers are not the table's kind.
+    const partial = models.filter((m) => datasets[m.key] && datasets[m.key].run.test_subset);
     const rows = models.map((m) => {
       const d = datasets[m.key];
       const cells = d ? d.table.cells.map((c) => `<td>${c}</td>`).join("")
         : `<td class="missing" colspan="${first.table.columns.length}">${runLine(m, null)}</td>`;
-      return `<tr data-model="${m.key}"><th scope="row">${m.label}</th>${cells}</tr>`;
+      const mark = partial.includes(m) ? ' <sup class="subset">†</sup>' : "";
+      return `<tr data-model="${m.key}"><th scope="row">${m.label}${mark}</th>${cells}</tr>`;
     }).join("");
-    el.innerHTML = head + `<tbody>${rows}</tbody>`;
+    const note = partial.length === 0 ? "" : `<caption class="subset-note">† ${both(
+      partial.map((m) => `${m.label}: chỉ chấm trên ${datasets[m.key].run.test_subset} ảnh test đầu tiên`).join("; ")
+        + " — không so được với các hàng khác.",
+      partial.map((m) => `${m.label}: scored on the first ${datasets[m.key].run.test_subset} test images only`).join("; ")
+        + " — not comparable with the other rows.")}</caption>`;
+    el.innerHTML = note + head + `<tbody>${rows}</tbody>`;
   }
 
   function gallery(models, datasets) {

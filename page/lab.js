@@ -2,8 +2,8 @@
 // (page/lab_worker.js, made from a Blob so that it runs from file://), on the lab's 10,000 training
 // digits, which load (page/lab_data.js, by an injected <script>) only when the section is first used.
 // Draws what the workers post: the page's test pool in each code plane, the loss curves, the speed
-// and a 3 × 3 grid of decoded points. Test hooks on window.latentlab.lab: sizes, start(), pause(),
-// reset(seed), setBeta(b), stats(), codes(kind), trainCodes(kind), step(kind, params, x, eps, beta),
+// and a 3 × 3 grid of decoded points. Test hooks on window.latentlab.lab: sizes, start(steps), pause(),
+// reset(seed), setBeta(b), stats(), running(), codes(kind), trainCodes(kind), step(kind, params, x, eps, beta),
 // adam(kind, params, xs, epss, beta, lr).
 (function () {
   "use strict";
@@ -100,11 +100,12 @@
       for (const kind of only ? [only] : KINDS) this.workers[kind].postMessage(message);
     }
 
-    async start() {
+    // steps: each model pauses itself after that many Adam steps (the tests train a fixed amount)
+    async start(steps) {
       await this.ready();
       this.running = true;
       this.runButton.innerHTML = both("Tạm dừng", "Pause");
-      this.post({type: "run"});
+      this.post({type: "run", steps});
     }
 
     pause() {
@@ -132,6 +133,10 @@
     receive(m) {
       if (m.type === "codes") { this.pending.get(m.id)(m.codes); this.pending.delete(m.id); return; }
       this.last[m.kind] = m;
+      if (this.running && KINDS.every((k) => this.last[k] && !this.last[k].running)) {  // both ran their steps
+        this.running = false;
+        this.runButton.innerHTML = both("Huấn luyện", "Train");
+      }
       if (m.fresh) this.history[m.kind].push([m.images, m.rec, m.kl]);
       this.draw(m);
     }
@@ -253,8 +258,8 @@
   ll.Lab = Lab;
   ll.labHooks = (lab) => ({
     sizes: SIZES,
-    start: () => lab.start(), pause: () => lab.pause(), reset: (seed) => lab.reset(seed),
-    setBeta: (b) => lab.setBeta(b), stats: () => lab.stats(),
+    start: (steps) => lab.start(steps), pause: () => lab.pause(), reset: (seed) => lab.reset(seed),
+    setBeta: (b) => lab.setBeta(b), stats: () => lab.stats(), running: () => lab.running,
     codes: (kind) => lab.ask(kind, "pool"), trainCodes: (kind) => lab.ask(kind, "train"),
     step, adam,
   });

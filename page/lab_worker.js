@@ -11,6 +11,7 @@ function latentlabLabWorker(self, math) {
 const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
   let kind, sizes, train, pool, meanImage, model, adam, random, order, at, reader, painter, shown, part0 = 0, beta = 1, lr = 3e-3, running = false;
   const clock = {train: 0, tick: 0, since: 0};  // ms spent training and posting ticks since the run began
+  let stopAt = Infinity;  // training images after which a run pauses itself ("run" with a number of steps)
   let images = 0, sums = {rec: 0, kl: 0, n: 0}, means = {rec: null, kl: null}, lastTick = 0, since = {t: 0, images: 0, macs: 0}, speed = 0, gflops = 0;
   const LEVEL = Float32Array.from({length: 16}, (_, v) => v / 15);  // the 16 grey levels of the data
 
@@ -132,9 +133,10 @@ const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
   channel.port1.onmessage = () => {
     if (!running) return;
     const t0 = performance.now();
-    while (performance.now() - t0 < SLICE_MS) step();
+    while (performance.now() - t0 < SLICE_MS && images < stopAt) step();
     const t1 = performance.now();
     clock.train += t1 - t0;
+    if (images >= stopAt) { running = false; stopAt = Infinity; tick(true); return; }  // its steps are done
     if (t1 - lastTick >= TICK_MS) { tick(); clock.tick += performance.now() - t1; }
     channel.port2.postMessage(0);
   };
@@ -161,6 +163,7 @@ const BATCH = 64, SLICE_MS = 40, TICK_MS = 160, PARTS = 4;
     } else if (m.type === "run") {
       if (!running) {
         running = true; since = {t: 0, images: 0, macs: 0};
+        stopAt = m.steps ? images + m.steps * BATCH : Infinity;
         Object.assign(clock, {train: 0, tick: 0, since: performance.now()});
         channel.port2.postMessage(0);
       }

@@ -20,8 +20,10 @@ SPECS = specs()
 SCRIPTS = {key: spec.script for key, spec in SPECS.items()}
 # Two short epochs on a third of the data: training costs ~1 s, and the 2-D VAE's posteriors are already
 # narrow, so its exact likelihood takes seconds; after one epoch on 2,000 digits they are as wide as the
-# prior and the quadrature took 50 s of a 66 s run.
-TINY = ["--epochs", "2", "--train-subset", "20000", "--quiet"]
+# prior and the quadrature took 50 s of a 66 s run. Scored on the first 500 test digits (--test-subset):
+# evaluation, not training, is what a tiny run spends its time on.
+SCORED = ["--test-subset", "500"]
+TINY = ["--epochs", "2", "--train-subset", "20000", *SCORED, "--quiet"]
 # Fixtures that train through subprocesses (tiny_runs), drive Chromium (browser) or mount a tmpfs
 # (test_reliability.small_disk).
 SLOW_FIXTURES = {"tiny_runs", "browser", "small_disk"}
@@ -80,16 +82,27 @@ def small_trained_vae(latent_dim, n_train, n_test, epochs):
     return model, d.x_test
 
 
-@pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory):
-    """Each script once with a tiny budget: {key: results folder}."""
-    out = {}
-    for key in SCRIPTS:
-        folder = tmp_path_factory.mktemp(key) / "results"
+class TinyRuns(dict):
+    """{key: results folder} of each script run once with ``TINY`` into a temporary folder, made the
+    first time a test asks for that key: a test that reads one folder waits for one run."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.tmp = tmp_path_factory
+
+    def __missing__(self, key):
+        folder = self.tmp.mktemp(key) / "results"
         r = run_script(key, *TINY, "--out", folder)
         assert r.returncode == 0, r.stderr
-        out[key] = folder
-    return out
+        self[key] = folder
+        return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """The tests' own small runs of the scripts (``TinyRuns``): no test reads the results folders a
+    user's run rewrites, only these."""
+    return TinyRuns(tmp_path_factory)
 
 
 # --------------------------------------------------------------------------- the browser
@@ -118,7 +131,7 @@ def browser():
         unavailable("playwright is not installed (pip install -r requirements.txt)", "browser")
     path = _chromium()
     if path is None:
-        unavailable("Chromium is not installed (apt-get install chromium)", "browser")
+        unavailable("Chromium is not installed (Debian's chromium package; .ci/run installs it)", "browser")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=path, headless=True)
         yield b

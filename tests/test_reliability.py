@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import MODELS, REPO, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
+from conftest import MODELS, REPO, SCORED, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
 from latentlab import cli
 from latentlab.checkpoints import resume_path, save_resume
 from latentlab.data import DEFAULT_DATA_ROOT, RELEASE_MD5, SPLITS, load_mnist, prepare_raw
@@ -56,6 +56,8 @@ def good_results(tiny_runs, tmp_path):
     (["--train-subset", "0"], "--train-subset: '0' must be a positive"),
     (["--train-subset", "-3"], "--train-subset: '-3' must be a positive"),
     (["--train-subset", "70000"], "larger than the 60000 training images"),
+    (["--test-subset", "0"], "--test-subset: '0' must be a positive"),
+    (["--test-subset", "20000"], "larger than the 10000 test images"),
     (["--device", "tpu"], "unknown --device 'tpu'"),
     (["--plots-only", "--resume"], "exclude each other"),
     (["--plots-only", "--lean"], "exclude each other"),
@@ -229,7 +231,7 @@ def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
 def test_interrupt_then_resume(sig, good_results, tmp_path):
     folder, before = good_results
     keys = set(read_metrics(folder))
-    proc = _start("ae2", "--epochs", "40", "--train-subset", "6000", "--out", folder)
+    proc = _start("ae2", "--epochs", "40", "--train-subset", "6000", *SCORED, "--out", folder)
     first = _wait_for_epoch(proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=900)
@@ -263,7 +265,7 @@ def test_process_level_error_has_no_traceback(tmp_path):
 @pytest.mark.slow
 def test_two_runs_into_one_folder_one_writer(tmp_path):
     out = tmp_path / "r"
-    first = _start("ae2", "--epochs", "3", "--train-subset", "6000", "--out", out)
+    first = _start("ae2", "--epochs", "3", "--train-subset", "6000", *SCORED, "--out", out)
     _wait_for_epoch(first)  # it is training, so it holds the folder
     second = run_script("ae2", *TINY, "--out", out, timeout=120)
     assert second.returncode == 2 and second.stdout == ""
@@ -300,7 +302,7 @@ def test_corrupted_bundled_data_stops_the_run(corrupted_copy, capsys, tmp_path, 
 
 @pytest.mark.slow  # a whole run: training, then every metric
 def test_corrupted_user_data_warns_once_and_is_recorded(corrupted_copy, capsys, tmp_path):
-    cli.main(AE2, argv=["--data-root", str(corrupted_copy), "--epochs", "1", "--train-subset", "500",
+    cli.main(AE2, argv=["--data-root", str(corrupted_copy), "--epochs", "1", "--train-subset", "500", *SCORED,
                         "--lean", "--quiet", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: ") and "differs from the MNIST release" in err[0]
@@ -326,7 +328,7 @@ def test_files_are_hashed_again_only_when_they_change(corrupted_copy, monkeypatc
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     out, full = tmp_path / "killed", tmp_path / "full"
-    args = ["--epochs", "6", "--train-subset", "3000", "--lean"]
+    args = ["--epochs", "6", "--train-subset", "3000", *SCORED, "--lean"]
     proc = _start("vae2", *args, "--out", out)
     for _ in range(3):  # after the third epoch line, at least two epochs' states were saved
         _wait_for_epoch(proc)
@@ -368,7 +370,7 @@ def test_a_swap_cut_in_half_is_finished_or_undone(tiny_runs, tmp_path, complete)
 @pytest.mark.slow
 def test_the_next_run_starts_with_a_whole_results_folder(tiny_runs, tmp_path):
     out = _half_swapped(tiny_runs, tmp_path, complete=True)
-    r = run_script("ae2", "--plots-only", "--quiet", "--out", out)  # needs model.pt in the folder
+    r = run_script("ae2", "--plots-only", *SCORED, "--quiet", "--out", out)  # needs model.pt in the folder
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".r.lock", "r"]
 
@@ -438,7 +440,7 @@ def test_a_really_full_disk_while_writing_the_results(small_disk):
     out = disk / "results"
     out.mkdir()
     (out / "metrics.json").write_text('{"last": "good"}')
-    r = run_script("ae2", "--arch", "conv", "--epochs", "1", "--train-subset", "500", "--quiet", "--out", out)
+    r = run_script("ae2", "--arch", "conv", "--epochs", "1", "--train-subset", "500", *SCORED, "--quiet", "--out", out)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert "cannot write the results (No space left on device" in r.stderr and "continue with --resume" in r.stderr
     assert (out / "metrics.json").read_text() == '{"last": "good"}' and [p.name for p in out.iterdir()] == ["metrics.json"]
@@ -451,7 +453,33 @@ def test_a_really_full_disk_while_saving_the_resume_state(small_disk):
     """3 MiB: the MLP's resume state (weights and Adam's two moments, ~13 MB) does not fit."""
     disk = small_disk(3)
     out = disk / "results"
-    r = run_script("ae2", "--epochs", "2", "--train-subset", "500", "--quiet", "--out", out)
+    r = run_script("ae2", "--epochs", "2", "--train-subset", "500", *SCORED, "--quiet", "--out", out)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert "cannot write the resume state" in r.stderr and "No space left on device" in r.stderr
     assert leftovers(disk) == [] and not resume_path(out).exists() and not out.exists()
+
+
+# --------------------------------------------------------------------------- --precision auto
+
+def test_auto_precision_is_bf16_only_where_the_hardware_runs_it(monkeypatch):
+    """bf16 on a CUDA GPU that runs it natively (not a T4 or V100, which emulate it), on a CPU with
+    AVX512-BF16 or AMX; fp32 everywhere else. fp32 and bf16 asked for are what they say."""
+    asked = []
+
+    def cuda_bf16(including_emulation=True):
+        asked.append(including_emulation)
+        return gpu_native
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", cuda_bf16)
+    cuda = torch.device("cuda")
+    for gpu_native, expected in ((True, torch.bfloat16), (False, None)):   # an A100; a T4 or V100
+        assert cli.pick_precision("auto", cuda) is expected
+    assert asked == [False, False]
+    cpu = torch.device("cpu")
+    for avx512_bf16, amx, expected in ((True, False, torch.bfloat16), (False, True, torch.bfloat16),
+                                       (False, False, None)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        assert cli.pick_precision("auto", cpu) is expected, (avx512_bf16, amx)
+        assert cli.pick_precision("fp32", cpu) is None and cli.pick_precision("bf16", cpu) is torch.bfloat16
+    assert cli.pick_precision("auto", torch.device("mps")) is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SPECS, small_trained_vae
+from conftest import SPECS, small_trained_vae
 from latentlab import exact
 from latentlab.checkpoints import load_model
 from latentlab.data import load_mnist
@@ -119,22 +119,39 @@ def test_the_quadrature_converges_as_the_step_halves_and_the_range_grows(trained
     assert np.abs(finer - base).mean() < np.abs(coarse - finer).mean()  # the error shrinks with the step
 
 
-def _committed_vae2():
-    spec = SPECS["vae2"]
-    return load_model(REPO / spec.results_dir / "model.pt", spec)[0]
-
-
-@pytest.mark.slow  # quadratures on four grids, some twice
-def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reach_the_wider_grids_border(monkeypatch):
-    """error_bound's range check equals summing every image on the wider grid. The committed 2-D
-    VAE's posteriors all lie well inside [-6, 6]², so its decoder is shifted by 3 along z1
-    (p(x|z1 - 3, z2)): test digit 490 (a 7) then has most of its likelihood beyond z1 = 6, and it is
-    the only one of these 20 digits summed again; with z1 and z2 swapped in the decoder, it reaches
-    the border along z2 instead."""
-    model = copy.deepcopy(_committed_vae2())
+def reshaped(model, sharpen=1.0, shift=0.0):
+    """``model`` with the decoder p(x|z) replaced by p(x|sharpen·(z1 − shift), sharpen·z2): a posterior
+    ``sharpen`` times narrower, moved by ``shift`` along z1. Still a VAE, with a well-defined log p(x)."""
+    m = copy.deepcopy(model)
     with torch.no_grad():
-        model.decoder[0].bias -= 3.0 * model.decoder[0].weight[:, 0]
-    x = load_mnist().x_test[480:500]
+        w = m.decoder[0].weight
+        m.decoder[0].bias -= sharpen * shift * w[:, 0]
+        w *= sharpen
+    return m
+
+
+@pytest.fixture(scope="module")
+def border_case(trained_2d):
+    """(the tiny 2-D VAE with its decoder moved along z1, 20 test digits): the posterior of digit 10 of
+    them is moved to z1 ≈ 5.8, so part of it lies beyond the grid's border at 6, while the other 19 stay
+    below z1 = 4 (posterior means of q, about 0.2 wide: their cells within 15 nats end well inside)."""
+    model, _ = trained_2d
+    candidates = load_mnist().x_test[:200]
+    with torch.no_grad():
+        mu = model.posterior(candidates)[0][:, 0].numpy()
+    far = int(np.argmax(mu))
+    shift = 5.8 - mu[far]
+    inside = [int(i) for i in np.argsort(mu) if mu[i] + shift < 4.0][:19]
+    assert len(inside) == 19
+    return reshaped(model, shift=shift), candidates[inside[:10] + [far] + inside[10:]]
+
+
+@pytest.mark.slow  # quadratures on three grids
+def test_the_error_bound_sums_again_only_the_images_that_reach_the_wider_grids_border(border_case, monkeypatch):
+    """error_bound's range check equals summing every image on the wider grid, and sums again only
+    digit 10, the one whose posterior reaches beyond z1 = 6; with z1 and z2 swapped in the decoder, it
+    reaches the border along z2 instead."""
+    model, x = border_case
     base = exact.exact_log_px(model, x)
     every = exact.exact_log_px(model, x, half_range=exact.HALF_RANGE + 2)
     summed = []   # (images, half range) of every sum error_bound asks for
@@ -150,29 +167,42 @@ def test_the_error_bound_sums_a_rougher_grid_and_again_only_the_images_that_reac
     rougher_gap, wider_gap = exact.error_bound(model, x, base=base)
     assert wider_gap == pytest.approx(abs(every.mean() - base.mean()), abs=1e-5)
     assert wider_gap > 0.002 and every[10] - base[10] > 0.05
+    assert np.abs(np.delete(every - base, 10)).max() < 1e-4
     assert summed == [(20, exact.HALF_RANGE), (1, exact.HALF_RANGE + 2)]
     rougher = real(model, x, exact.STEP * exact.CELL / 3, 3)
     assert rougher_gap == pytest.approx(abs(rougher.mean() - base.mean()), abs=1e-12)
-    # the rougher grid's difference is a bound: it exceeds the finer grid's, the closer estimate of the error
-    finer = real(model, x, exact.STEP / 2, 2 * exact.CELL)
-    assert rougher_gap > 3 * abs(finer.mean() - base.mean())
     swapped = copy.deepcopy(model)
     swapped.decoder[0].weight.data = model.decoder[0].weight.data[:, [1, 0]].clone()   # p(x|z1, z2) -> p(x|z2, z1)
     _, swapped_gap = exact.error_bound(swapped, x, base=base)
     assert swapped_gap == pytest.approx(wider_gap, abs=1e-5)
 
 
+@pytest.mark.slow  # quadratures on four grids
+def test_the_rougher_grids_difference_bounds_the_error_of_a_narrow_posterior(border_case):
+    """With the decoder sharpened 16 times, the posteriors are ~0.01 wide, under a grid step (0.02), and
+    the midpoint sum's error is measurable: against a grid 4 times finer, the error of the default grid
+    is below error_bound's rougher-grid difference, which exceeds the half-step grid's difference too."""
+    model, x = border_case
+    sharp = reshaped(model, sharpen=16.0)
+    base = exact.exact_log_px(sharp, x)
+    rougher_gap, _ = exact.error_bound(sharp, x, base=base)
+    finer = exact.exact_log_px(sharp, x, exact.STEP / 2, 2 * exact.CELL)
+    reference = exact.exact_log_px(sharp, x, exact.STEP / 4, 4 * exact.CELL)
+    error = abs(reference.mean() - base.mean())
+    assert error > 1e-4   # a real error, far above float32's rounding
+    assert rougher_gap > error and rougher_gap > 3 * abs(finer.mean() - base.mean())
+
+
 @pytest.mark.slow  # quadratures on three grids, some twice
-def test_the_error_bound_computes_its_own_base_and_keeps_to_the_range_it_is_given():
-    model = _committed_vae2()
-    x = load_mnist().x_test[480:500]
+def test_the_error_bound_computes_its_own_base_and_keeps_to_the_range_it_is_given(border_case):
+    model, x = border_case
     rougher_gap, wider_gap = exact.error_bound(model, x, half_range=5.0)
     base = exact.exact_log_px(model, x, half_range=5.0)
     rougher = exact.exact_log_px(model, x, exact.STEP * exact.CELL / 3, 3, half_range=5.0)
     wider = exact.exact_log_px(model, x, half_range=7.0)
     assert rougher_gap == pytest.approx(abs(rougher.mean() - base.mean()), abs=1e-12)
     assert wider_gap == pytest.approx(abs(wider.mean() - base.mean()), abs=1e-5)
-    assert wider_gap > 0.01   # digit 490's mode at z1 = 5.6 lies outside [-5, 5]
+    assert wider_gap > 0.01   # digit 10's posterior, around z1 = 5.8, lies outside [-5, 5]
 
 
 # ----------------------------------------------------------------- from the mutation run (mutation/)
@@ -238,15 +268,17 @@ def plain_grid_log_px(model, x, step=0.02, half_range=4.5):
     return torch.cat(out).numpy() + 2 * math.log(step)
 
 
-@pytest.mark.slow  # the quadrature of all 10,000 test digits
-def test_the_committed_exact_nll_is_what_a_plain_grid_gives():
+@pytest.mark.slow  # a tiny run of the script, then the quadrature of its test digits
+def test_the_recorded_exact_nll_is_what_a_plain_grid_gives(tiny_runs):
+    """The 2-D VAE script's metrics.json holds exact_log_px of its model.pt on the test digits it scored,
+    and that quadrature agrees with the simplest dense grid."""
     import json
-    from conftest import REPO, SPECS
-    from latentlab.checkpoints import load_model
     spec = SPECS["vae2"]
-    model, _ = load_model(REPO / spec.results_dir / "model.pt", spec)
-    x = load_mnist().x_test
-    recorded = json.loads((REPO / spec.results_dir / "metrics.json").read_text())["test_nll_exact"]
-    assert abs(-exact.exact_log_px(model, x).mean() - recorded) < 1e-6
+    folder = tiny_runs["vae2"]
+    model, _ = load_model(folder / "model.pt", spec)
+    recorded = json.loads((folder / "metrics.json").read_text())
+    x = load_mnist().x_test[:recorded["test_subset"]]
+    nll = -exact.exact_log_px(model, x)
+    assert abs(nll.mean() - recorded["test_nll_exact"]) < 1e-6
     plain = -plain_grid_log_px(model, x[:300])
-    assert abs(plain.mean() - (-exact.exact_log_px(model, x[:300])).mean()) < 0.01
+    assert abs(plain.mean() - nll[:300].mean()) < 0.01

@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import SCRIPTS, TINY, read_metrics, run_script, without_timings
+from conftest import SCORED, SCRIPTS, TINY, read_metrics, run_script, without_timings
 
 pytestmark = pytest.mark.slow  # every test here reads a script's run or starts one
 
@@ -69,7 +69,7 @@ def test_plots_only_rewrites_everything_without_training(tiny_runs, tmp_path):
     for p in folder.iterdir():
         if p.name not in ("model.pt", "posterior_frames.npy"):
             p.unlink()
-    r = run_script("vae2", "--plots-only", "--out", folder)  # not --quiet: training would print
+    r = run_script("vae2", "--plots-only", *SCORED, "--out", folder)  # not --quiet: training would print
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in folder.iterdir()) == sorted(COMMON + EXTRA["vae2"])
     after = read_metrics(folder)
@@ -101,9 +101,17 @@ def test_compare_models_rewrites_the_readme_table(tiny_runs, tmp_path):
         dest = tmp_path / spec.results_dir
         dest.mkdir(parents=True)
         shutil.copy(tiny_runs[key] / "metrics.json", dest / "metrics.json")
-    (tmp_path / "README.md").write_text(f"intro\n{START}\nold table\n{END}\noutro\n", encoding="utf-8")
-    r = subprocess.run([sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    readme = f"intro\n{START}\nold table\n{END}\noutro\n"
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    compare = [sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)]
+    r = subprocess.run(compare, capture_output=True, text=True, timeout=120)
+    # the tiny runs scored 500 test digits: the README's table refuses them in one line ...
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--test-subset" in r.stderr, r.stderr
+    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+    for spec in SPECS.values():   # ... and takes the same records as full-test-set runs write them
+        path = tmp_path / spec.results_dir / "metrics.json"
+        path.write_text(json.dumps({**read_metrics(path.parent), "test_subset": None}))
+    r = subprocess.run(compare, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
@@ -137,4 +145,4 @@ def test_lean_runs_write_only_metrics_and_2d_codes(tmp_path):
         assert sorted(p.name for p in out.iterdir()) == files
         assert math.isfinite(read_metrics(out)["fid_mnist"]) and read_metrics(out)["threads"] >= 1
     codes = np.load(tmp_path / "vae2" / "test_codes.npy")
-    assert codes.shape == (10_000, 2) and codes.dtype == np.float16
+    assert codes.shape == (int(SCORED[1]), 2) and codes.dtype == np.float16  # one code per scored test digit

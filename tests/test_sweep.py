@@ -14,7 +14,7 @@ from conftest import MODELS, REPO, read_metrics, without_timings
 
 pytestmark = pytest.mark.slow  # every test here runs a sweep or reads one
 
-TINY = ["--models", "vae2", "--seeds", "0,1", "--betas", "0.1,4", "--script-args", "--epochs 2 --train-subset 20000"]
+TINY = ["--models", "vae2", "--seeds", "0,1", "--betas", "0.1,4", "--script-args", "--epochs 2 --train-subset 20000 --test-subset 500"]
 
 
 def sweep(root, name, *args, settings=TINY):
@@ -132,9 +132,20 @@ def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     from latentlab.reports import cell
     folder, _ = finished
     shutil.copytree(folder, tmp_path / "sweeps" / "seeds")
-    (tmp_path / "README.md").write_text(f"a\n{START}\nold\n{END}\nb\n", encoding="utf-8")
-    r = subprocess.run([sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)],
-                       capture_output=True, text=True, timeout=900)
+    readme = f"a\n{START}\nold\n{END}\nb\n"
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    compare = [sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)]
+    r = subprocess.run(compare, capture_output=True, text=True, timeout=900)
+    # the tiny sweep scored 500 test digits a run: the README's table refuses it ...
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--test-subset" in r.stderr, r.stderr
+    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+    # ... and takes the same summary as a full-test-set sweep records it
+    summary_path = tmp_path / "sweeps" / "seeds" / "summary.json"
+    full = json.loads(summary_path.read_text())
+    for g in full["groups"]:
+        g["setup"]["test_subset"] = None
+    summary_path.write_text(json.dumps(full))
+    r = subprocess.run(compare, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("| ")]

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import MODELS, REPO, SPECS, read_metrics, run_script
+from conftest import MODELS, REPO, SCORED, SPECS, read_metrics, run_script
 
 ONE_EPOCH = f"""
 import hashlib, sys, torch
@@ -66,9 +66,9 @@ def test_an_encoder_with_another_activation_trains_saves_and_comes_back(tmp_path
     spec = SPECS["vae32"]
     out = tmp_path / "leaky"
     from latentlab.checkpoints import load_run
-    cli.main(spec, argv=["--epochs", "1", "--train-subset", "1000", "--quiet", "--out", str(out)])
+    cli.main(spec, argv=["--epochs", "1", "--train-subset", "1000", *SCORED, "--quiet", "--out", str(out)])
     trained = (out / "model.pt").read_bytes()
-    cli.main(spec, argv=["--plots-only", "--quiet", "--out", str(out)])
+    cli.main(spec, argv=["--plots-only", *SCORED, "--quiet", "--out", str(out)])
     assert (out / "model.pt").read_bytes() == trained and read_metrics(out)["plots_only"]
     model, config, _ = load_run(out, spec, "cpu")
     assert isinstance(model.encoder[1], torch.nn.LeakyReLU) and config["arch"] == "mlp"
@@ -81,11 +81,11 @@ def test_the_conv_pair_trains_saves_and_comes_back_with_plots_only(tmp_path):
     """The AE 2-D: all its figures and GIFs, and no IWAE or quadrature, which take minutes to decode
     through convolutions on a 2-core CPU (the VAEs' conv runs are in sweeps/arch)."""
     key, out = "ae2", tmp_path / "conv"
-    r = run_script(key, "--arch", "conv", "--epochs", "1", "--train-subset", "2000", "--quiet", "--out", out)
+    r = run_script(key, "--arch", "conv", "--epochs", "1", "--train-subset", "2000", *SCORED, "--quiet", "--out", out)
     assert r.returncode == 0, r.stderr
     first = read_metrics(out)
     assert first["arch"] == "conv" and (out / "model.pt").exists() and (out / "loss_curve.png").exists()
-    r = run_script(key, "--arch", "conv", "--plots-only", "--quiet", "--out", out)
+    r = run_script(key, "--arch", "conv", "--plots-only", *SCORED, "--quiet", "--out", out)
     assert r.returncode == 0, r.stderr
     again = read_metrics(out)
     assert again["test_mse"] == first["test_mse"] and again["plots_only"]

@@ -19,7 +19,7 @@ import torch
 
 from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
-from .data import REPO_ROOT, load_mnist
+from .data import REPO_ROOT, first_test_images, load_mnist
 from .folders import swap_in, writing
 from .models import ARCHS, build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
@@ -145,6 +145,9 @@ def build_parser(spec, description=None):
                         f"beside it for --arch conv)")
     p.add_argument("--train-subset", type=positive(int), default=None, metavar="N",
                    help="train on the first N training images only, for quick runs (default: all 60000)")
+    p.add_argument("--test-subset", type=positive(int), default=None, metavar="N",
+                   help="evaluate on the first N test images only, for quick checks: metrics.json records N, "
+                        "the page marks the run and the README table refuses it (default: all 10000)")
     p.add_argument("--plots-only", action="store_true",
                    help="skip training: load model.pt from --out and rewrite every figure and "
                         "metrics.json (default: off)")
@@ -181,19 +184,23 @@ def pick_device(name):
     raise UserError(f"unknown --device {name!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
+def native_bf16(device):
+    """Whether ``device`` runs bfloat16 matmuls in hardware: CUDA GPUs from Ampere on (a T4 or a V100
+    only emulates it, slower than float32), CPUs with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
 def pick_precision(name, device):
-    """None for float32 training, or torch.bfloat16 for autocast where it is fast and supported."""
+    """None for float32 training, or torch.bfloat16 for autocast: asked for, or auto on native hardware."""
     if name == "fp32":
         return None
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    elif device.type == "cpu":
-        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    else:
-        native = False
     if name == "bf16" and device.type == "mps":
         raise UserError("--precision bf16 is not supported on MPS here; use fp32")
-    return torch.bfloat16 if native or name == "bf16" else None
+    return torch.bfloat16 if name == "bf16" or native_bf16(device) else None
 
 
 def seed_everything(seed):
@@ -235,14 +242,15 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     """
     config = {"kind": spec.kind, "latent_dim": spec.latent_dim, "arch": args.arch, "hidden": list(spec.hidden),
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-              "seed": args.seed, "train_subset": args.train_subset,
+              "seed": args.seed, "train_subset": args.train_subset, "test_subset": args.test_subset,
               "precision": "bf16" if amp is not None else "fp32"}
     if spec.kind == "vae":
         config["beta"] = args.beta
     state = None
     if args.resume:
         state, saved = load_resume(out, spec, args.epochs, args.arch)
-        config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "precision", "beta")
+        config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "test_subset", "precision",
+                                             "beta")
                        if k in saved})
         amp = torch.bfloat16 if config["precision"] == "bf16" else None
         say(f"resuming after epoch {state.epoch} of {args.epochs}")
@@ -251,8 +259,9 @@ def train_model(spec, args, data, device, amp, out, stop, say):
               f"and replaces it (--resume would continue it)", file=sys.stderr)
     # channels-last: NHWC convolution weights, faster on CPU; Linear layers are left as they are
     model = build_model(spec.kind, spec.latent_dim, args.arch, spec.hidden).to(device, memory_format=torch.channels_last)
-    subset = data if config["train_subset"] is None else _subset(data, config["train_subset"])
-    frame_index = frame_subset(len(data.x_test)) if "posterior_evolution" in spec.figures else None
+    subset = first_test_images(data if config["train_subset"] is None else _subset(data, config["train_subset"]),
+                               config["test_subset"])
+    frame_index = frame_subset(len(subset.x_test)) if "posterior_evolution" in spec.figures else None
     progress = "none" if args.quiet else "bar" if sys.stdout.isatty() else "lines"
     keep = _keep_resumable(out, config)
     try:
@@ -285,6 +294,7 @@ def run(spec, args, stop):
         data = load_mnist(args.data_root, device)
         if args.plots_only:
             model, config, state = load_run(out, spec, device, args.arch)
+            config["test_subset"] = args.test_subset
         else:
             model, config, state = train_model(spec, args, data, device, amp, out, stop, say)
         # From here on an interrupt stops the run at once; the finished training stays resumable.

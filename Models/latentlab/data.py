@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -49,6 +49,15 @@ class MNISTTensors:
     x_test: torch.Tensor
     y_test: torch.Tensor
     md5: dict = field(default_factory=dict)  # of the four files these tensors were read from
+
+
+def first_test_images(data, n):
+    """``data`` with only its first ``n`` test images (``--test-subset``); all of them for None."""
+    if n is None:
+        return data
+    if n > len(data.x_test):
+        raise UserError(f"--test-subset {n} is larger than the {len(data.x_test)} test images")
+    return replace(data, x_test=data.x_test[:n], y_test=data.y_test[:n])
 
 
 def check_idx(path, magic, count, shape):

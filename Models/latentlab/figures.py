@@ -269,7 +269,7 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         },
         "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
         "vae_latent_walk": {"vae_latent_walk.gif": lambda p: animations.vae_prior_walk(model, codes, labels, p)},
-        "posterior_evolution": {"posterior_evolution.gif": lambda p: posterior_gif(state, labels, p, say)},
+        "posterior_evolution": {"posterior_evolution.gif": lambda p: posterior_gif(state, extras["frame_labels"], p, say)},
         "classified_plane": {
             "latent_space_classified_random_samples.png":
                 lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed)},

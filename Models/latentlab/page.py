@@ -22,6 +22,7 @@ from sklearn.decomposition import PCA
 
 from .animations import central_limits
 from .metrics import TABLE_COLUMNS, table_cells
+from .training import encode_all
 
 FILE = "page_data.js"
 SHARED_FILE = "shared_data.js"  # in page/
@@ -104,18 +105,19 @@ def pool_index(n_test, seed=0):
     return np.sort(np.random.default_rng(seed).permutation(n_test)[:POOL])
 
 
-def scatter(codes, kind):
+def scatter(pool_codes, kind):
     """The pool's codes (float16) and the view the 2-D explorer opens on: the prior's ±3.5σ square
     for the VAE, the central codes (as in the GIFs) for the AE."""
-    view = ((-3.5, 3.5), (-3.5, 3.5)) if kind == "vae" else central_limits(codes)
-    return {"codes": b64(codes[pool_index(len(codes))], "f2"), "view": [[float(a), float(b)] for a, b in view]}
+    view = ((-3.5, 3.5), (-3.5, 3.5)) if kind == "vae" else central_limits(pool_codes)
+    return {"codes": b64(pool_codes, "f2"), "view": [[float(a), float(b)] for a, b in view]}
 
 
-def thumbs(x_test, labels, codes):
+def thumbs(model, x_test, labels):
     """The first test images of each digit, their pixels (uint8) and codes (float32)."""
     idx = np.concatenate([np.flatnonzero(labels == d)[:THUMBS_PER_DIGIT] for d in range(10)])
     pixels = (x_test[idx].cpu().numpy() * 255).round()
-    return {"labels": labels[idx].tolist(), "images": b64(pixels, "u1"), "codes": b64(codes[idx], "f4")}
+    return {"labels": labels[idx].tolist(), "images": b64(pixels, "u1"),
+            "codes": b64(encode_all(model, x_test[idx]).cpu().numpy(), "f4")}
 
 
 def directions(kind, train_codes, kl_per_dim):
@@ -146,13 +148,15 @@ def sampler(kind, dim, density):
 
 
 def page_data(spec, model, data, record, extras, figures):
-    """The dict ``index.html`` reads for this model; ``figures`` are the PNG/GIF names in the folder."""
+    """The dict ``index.html`` reads for this model; ``figures`` are the PNG/GIF names in the folder.
+    ``data`` holds the whole test set: the pool and the thumbnails are the same whatever --test-subset
+    scored the run."""
     labels = data.y_test.cpu().numpy()
     out = {
         "key": spec.key, "label": spec.label, "kind": spec.kind, "latent_dim": spec.latent_dim,
         "script": spec.script, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "run": {k: record.get(k) for k in ("arch", "epochs", "seed", "precision", "device", "torch_version",
-                                           "train_subset", "plots_only")},
+                                           "train_subset", "test_subset", "plots_only")},
         "table": {"columns": [c[1] for c in TABLE_COLUMNS], "cells": table_cells(record),
                   "values": {c[0]: record[c[0]] for c in TABLE_COLUMNS if c[0] in record}},
         "figures": list(figures),
@@ -163,11 +167,12 @@ def page_data(spec, model, data, record, extras, figures):
     out["encoder"] = mlp_weights(model.encoder, DROP_BITS["encoder"])
     decoder = "exact decoder" if exact_view(spec) else "2-D decoder" if spec.latent_dim == 2 else "decoder"
     out["decoder"] = mlp_weights(model.decoder, DROP_BITS[decoder])
+    pool_codes = encode_all(model, data.x_test[pool_index(len(labels))]).cpu().numpy()
     if spec.latent_dim == 2:
-        out["scatter"] = scatter(extras["test_codes"], spec.kind)
+        out["scatter"] = scatter(pool_codes, spec.kind)
     else:
-        out["pool_codes"] = packed([extras["test_codes"][pool_index(len(labels))]], DROP_BITS["codes"])
-        out["thumbs"] = thumbs(data.x_test, labels, extras["test_codes"])
+        out["pool_codes"] = packed([pool_codes], DROP_BITS["codes"])
+        out["thumbs"] = thumbs(model, data.x_test, labels)
         out["directions"] = directions(spec.kind, extras["train_codes"], extras["kl_per_dim"])
         out["sampler"] = sampler(spec.kind, spec.latent_dim, extras["density"])
     return out

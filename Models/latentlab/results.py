@@ -9,6 +9,7 @@ import torch
 
 from . import page
 from .checkpoints import copy_model, save_model
+from .data import first_test_images
 from .figures import write_all
 from .metrics import quality_metrics
 from .training import encode_all, evaluate
@@ -18,21 +19,23 @@ TEST_CODES = "test_codes.npy"  # --lean runs of a 2-D model: every test code, fl
 
 def evaluate_and_write(spec, model, data, config, state, staging, device, say=print, run_began=None,
                        model_from=None, lean=False):
-    """Every metric on the full test set, every figure, ``metrics.json``, ``model.pt`` and the page's
-    data file into ``staging``; returns the metrics record.
+    """Every metric on the test set (its first ``config["test_subset"]`` images where that is set), every
+    figure, ``metrics.json``, ``model.pt`` and the page's data file into ``staging``; returns the record.
 
     ``model_from``: the results folder whose ``model.pt`` is carried over unchanged (``--plots-only``);
     otherwise the model is saved afresh. ``lean``: only the metrics (and a 2-D model's test codes).
     """
     began = time.perf_counter()
-    test = evaluate(model, data.x_test, config["seed"])
+    scored = first_test_images(data, config.get("test_subset"))
+    test = evaluate(model, scored.x_test, config["seed"])
     train_codes = encode_all(model, data.x_train).cpu().numpy()
-    metrics, extras = quality_metrics(model, data, test, train_codes, config["seed"], lean)
+    metrics, extras = quality_metrics(model, scored, test, train_codes, config["seed"], lean)
+    extras["frame_labels"] = data.y_test.cpu().numpy()  # kept frames index the test set from its start
     record = {"model": spec.kind, **{k: v for k, v in config.items() if k != "kind"},
               "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
               "data_md5": data.md5,
               "train_seconds": round(state.train_seconds, 2), **metrics}
-    timings = {} if lean else write_all(spec, model, data, state, extras, staging, config["seed"], say)
+    timings = {} if lean else write_all(spec, model, scored, state, extras, staging, config["seed"], say)
     record["figure_seconds"] = timings
     record["eval_seconds"] = round(time.perf_counter() - began - sum(timings.values()), 2)
     record["run_seconds"] = round(time.perf_counter() - (run_began or began), 2)

@@ -42,7 +42,8 @@ PRESETS = {  # name -> what it runs (models: every model of the registry, or of 
     "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64]},
 }
 # metrics.json keys that are settings, not measurements: not summarised
-SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "beta", "threads", "iwae_k", "arch"}
+SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "test_subset", "beta", "threads", "iwae_k",
+            "arch"}
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,8 @@ def summarize(records, name=None, settings=None):
         out.append({"model": key, "label": label, "arch": arch, "beta": beta, "latent_dim": spec.latent_dim,
                     "n": len(members),
                     "seeds": [r["seed"] for r in members], "runs": [r["name"] for r in members],
-                    "setup": {k: first.get(k) for k in ("epochs", "precision", "device", "threads", "torch_version")},
+                    "setup": {k: first.get(k) for k in ("epochs", "precision", "device", "threads", "torch_version",
+                                                      "test_subset")},
                     "metrics": stats})
     return {"sweep": name, "settings": settings, "groups": out}
 
