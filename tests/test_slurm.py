@@ -150,7 +150,7 @@ def three_epochs(env, root, name):
     """A sweep of one 3-epoch VAE run on SLURM, started and waited on until its first epoch is saved:
     (its command, its process, its folder, the SLURM job id)."""
     folder = root / name
-    args = ["--models", "vae32", "--seeds", "0", "--script-args", "--epochs 3 --train-subset 20000"]
+    args = ["--models", "vae32", "--seeds", "0", "--script-args", "--epochs 3 --train-subset 20000 --test-subset 500"]
     cmd = [sys.executable, str(MODELS / "sweep.py"), name, *args, "--executor", "slurm", "--cpus-per-task", "1",
            "--time", "20", "--dir", str(root)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
@@ -185,6 +185,15 @@ def test_a_preempted_run_is_requeued_and_resumes(slurm, tmp_path):
     env = slurm["env"]
     _, proc, folder, job = three_epochs(env, tmp_path, "preempt")
     subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True)
+    # SLURM holds a requeued job about two minutes before it may start again (squeue's reason: BeginTime);
+    # the test lets it start at once, as an administrator would with scontrol
+    deadline, state = time.monotonic() + 120, ""
+    while time.monotonic() < deadline and state != "PENDING BeginTime":
+        time.sleep(0.5)
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True,
+                               env=env).stdout.strip()
+    assert state == "PENDING BeginTime", state   # submitit requeued it
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env, check=True)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, out + err
     assert "[1/1] vae32_s0 ok" in out

@@ -103,7 +103,8 @@ def test_printed_commands_reproduce_a_run(finished, tmp_path):
 
 
 def test_an_interrupted_sweep_resumes(tmp_path):
-    args = ["--models", "vae32", "--seeds", "0,1", "--betas", "1", "--script-args", "--epochs 3 --train-subset 20000"]
+    args = ["--models", "vae32", "--seeds", "0,1", "--betas", "1", "--script-args",
+            "--epochs 3 --train-subset 20000 --test-subset 500"]
     cmd = [sys.executable, str(MODELS / "sweep.py"), "halt", *args, "--dir", str(tmp_path)]
     # as from a terminal: a shell that started us in the background may have left SIGINT ignored
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

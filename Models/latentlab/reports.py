@@ -175,7 +175,7 @@ def latent_by_beta(summary, folder, labels, path, reference_codes=None):
     ncols = (panels + 1) // 2
     fig, axes = plt.subplots(2, ncols, figsize=(3.1 * ncols, 6.4), squeeze=False)
     for ax, beta, c in zip(axes.ravel(), betas, codes):
-        scatter_codes(ax, c, labels, size=1.2, alpha=0.5)
+        scatter_codes(ax, c, labels[:len(c)], size=1.2, alpha=0.5)  # a run's codes: its first test digits
         prior_circles(ax, lw=0.6)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
@@ -184,7 +184,7 @@ def latent_by_beta(summary, folder, labels, path, reference_codes=None):
         ax.tick_params(labelsize=6)
     if reference_codes is not None:
         ax = axes.ravel()[len(codes)]
-        scatter_codes(ax, reference_codes, labels, size=1.2, alpha=0.5)
+        scatter_codes(ax, reference_codes, labels[:len(reference_codes)], size=1.2, alpha=0.5)
         lo, hi = np.percentile(reference_codes, [1, 99], axis=0)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
