@@ -42,6 +42,19 @@ def run_script(key, *args, timeout=900, **kw):
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **kw)
 
 
+def compare_models(root, readme):
+    """Write ``readme`` as ``root``/README.md, then run compare_models.py over ``root`` as a user would."""
+    (Path(root) / "README.md").write_text(readme, encoding="utf-8")
+    return subprocess.run([sys.executable, str(MODELS / "compare_models.py"), "--root", str(root)],
+                          capture_output=True, text=True, timeout=900)
+
+
+def assert_refused_as_subset(r, root, readme):
+    """compare_models ended in one line on runs scored on part of the test set, README.md untouched."""
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--test-subset" in r.stderr, r.stderr
+    assert (Path(root) / "README.md").read_text(encoding="utf-8") == readme
+
+
 def read_metrics(folder):
     return json.loads((Path(folder) / "metrics.json").read_text())
 

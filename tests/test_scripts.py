@@ -92,26 +92,19 @@ def test_same_seed_same_numbers(tiny_runs, tmp_path):
 
 def test_compare_models_rewrites_the_readme_table(tiny_runs, tmp_path):
     import shutil
-    import subprocess
-    import sys
-
     from compare_models import END, START
-    from conftest import MODELS, SPECS
+    from conftest import SPECS, assert_refused_as_subset, compare_models
     for key, spec in SPECS.items():
         dest = tmp_path / spec.results_dir
         dest.mkdir(parents=True)
         shutil.copy(tiny_runs[key] / "metrics.json", dest / "metrics.json")
     readme = f"intro\n{START}\nold table\n{END}\noutro\n"
-    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
-    compare = [sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)]
-    r = subprocess.run(compare, capture_output=True, text=True, timeout=120)
     # the tiny runs scored 500 test digits: the README's table refuses them in one line ...
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--test-subset" in r.stderr, r.stderr
-    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+    assert_refused_as_subset(compare_models(tmp_path, readme), tmp_path, readme)
     for spec in SPECS.values():   # ... and takes the same records as full-test-set runs write them
         path = tmp_path / spec.results_dir / "metrics.json"
         path.write_text(json.dumps({**read_metrics(path.parent), "test_subset": None}))
-    r = subprocess.run(compare, capture_output=True, text=True, timeout=120)
+    r = compare_models(tmp_path, readme)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")

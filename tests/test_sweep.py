@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import MODELS, REPO, read_metrics, without_timings
+from conftest import MODELS, REPO, assert_refused_as_subset, compare_models, read_metrics, without_timings
 
 pytestmark = pytest.mark.slow  # every test here runs a sweep or reads one
 
@@ -134,19 +134,15 @@ def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     folder, _ = finished
     shutil.copytree(folder, tmp_path / "sweeps" / "seeds")
     readme = f"a\n{START}\nold\n{END}\nb\n"
-    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
-    compare = [sys.executable, str(MODELS / "compare_models.py"), "--root", str(tmp_path)]
-    r = subprocess.run(compare, capture_output=True, text=True, timeout=900)
     # the tiny sweep scored 500 test digits a run: the README's table refuses it ...
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--test-subset" in r.stderr, r.stderr
-    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+    assert_refused_as_subset(compare_models(tmp_path, readme), tmp_path, readme)
     # ... and takes the same summary as a full-test-set sweep records it
     summary_path = tmp_path / "sweeps" / "seeds" / "summary.json"
     full = json.loads(summary_path.read_text())
     for g in full["groups"]:
         g["setup"]["test_subset"] = None
     summary_path.write_text(json.dumps(full))
-    r = subprocess.run(compare, capture_output=True, text=True, timeout=900)
+    r = compare_models(tmp_path, readme)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if line.startswith("| ")]
