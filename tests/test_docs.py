@@ -100,3 +100,14 @@ def test_the_checker_sees_a_missing_function_and_a_broken_link(tmp_path):
         test_code_cited_by_name_exists(page)
     with pytest.raises(AssertionError, match=r"broken links \['.*no_such.png'\]"):
         test_every_relative_link_and_image_resolves(page)
+
+
+def test_the_readmes_table_is_the_seeds_sweeps_summary():
+    """README's numbers come from sweeps/seeds/summary.json through compare_models.py, unchanged."""
+    from compare_models import END, START, note
+    from latentlab.reports import load, markdown_table
+    summary = load(REPO / "sweeps" / "seeds" / "summary.json")
+    expected = markdown_table(summary) + "\n\n" + note(summary, True)
+    for readme in ("README.md", "README.en.md"):
+        text = (REPO / readme).read_text(encoding="utf-8")
+        assert text.split(START, 1)[1].split(END, 1)[0].strip() == expected, readme
