@@ -7,10 +7,11 @@ a Gaussian mixture fit on the training codes), latent_walk.gif (linear interpola
     python Models/Auto_enoder_MNIST.py [--help]
 """
 from latentlab.cli import ModelSpec, main
+from latentlab.models import AutoEncoder
 
 SPEC = ModelSpec(
     script="Auto_enoder_MNIST.py",
-    kind="ae",
+    model=AutoEncoder,
     latent_dim=32,
     results_dir="Kết_quả_huấn_luyện_Autoencoder/32D_latent_AE",
     figures=("latent_pca", "samples", "latent_walk"),

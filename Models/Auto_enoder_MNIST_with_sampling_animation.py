@@ -7,10 +7,11 @@ around the codes), sampling_2.gif (a tour through every digit's cluster centre).
     python Models/Auto_enoder_MNIST_with_sampling_animation.py [--help]
 """
 from latentlab.cli import ModelSpec, main
+from latentlab.models import AutoEncoder
 
 SPEC = ModelSpec(
     script="Auto_enoder_MNIST_with_sampling_animation.py",
-    kind="ae",
+    model=AutoEncoder,
     latent_dim=2,
     results_dir="Kết_quả_huấn_luyện_Autoencoder/2D_latent_AE",
     figures=("latent_grid", "sampling_gifs"),

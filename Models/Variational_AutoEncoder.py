@@ -7,10 +7,11 @@ loss_curve.png, reconstructions.png, latent_space.png (t-SNE), latent_pca.png, s
     python Models/Variational_AutoEncoder.py [--help]
 """
 from latentlab.cli import ModelSpec, main
+from latentlab.models import VAE
 
 SPEC = ModelSpec(
     script="Variational_AutoEncoder.py",
-    kind="vae",
+    model=VAE,
     latent_dim=32,
     results_dir="Kết_quả_huấn_luyện_Variational_Autoecoder/32D_latent_VAE",
     figures=("latent_pca", "samples", "kl_per_dim", "latent_walk"),

@@ -7,10 +7,11 @@ latent_space_classified_random_samples.png, vae_latent_walk.gif, posterior_evolu
     python Models/Variational_AutoEncoder_with_sampling_animation.py [--help]
 """
 from latentlab.cli import ModelSpec, main
+from latentlab.models import VAE
 
 SPEC = ModelSpec(
     script="Variational_AutoEncoder_with_sampling_animation.py",
-    kind="vae",
+    model=VAE,
     latent_dim=2,
     results_dir="Kết_quả_huấn_luyện_Variational_Autoecoder/2D_latent_VAE",
     figures=("latent_grid", "classified_plane", "vae_latent_walk", "posterior_evolution", "true_posterior"),

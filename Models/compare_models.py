@@ -13,8 +13,8 @@ from pathlib import Path
 
 from latentlab.data import REPO_ROOT
 from latentlab.registry import specs
-from latentlab.reports import arch_table, beta_figures, comparison_figure, load, markdown_table
-from latentlab.sweep import summarize
+from latentlab.sweep_reports import arch_table, beta_figures, comparison_figure, load, markdown_table
+from latentlab.sweep_jobs import summarize
 
 START, END = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
 ARCH_START, ARCH_END = "<!-- arch-table:start -->", "<!-- arch-table:end -->"

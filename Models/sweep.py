@@ -22,8 +22,8 @@ from pathlib import Path
 from latentlab import UserError
 from latentlab.checkpoints import resume_path
 from latentlab.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, positive
-from latentlab.reports import beta_figures, by_latent
-from latentlab.sweep import (PRESETS, SWEEPS_DIR, definition, make_executor, plan, records, run_all, shell_command,
+from latentlab.sweep_reports import beta_figures, by_latent
+from latentlab.sweep_jobs import (PRESETS, SWEEPS_DIR, definition, make_executor, plan, records, run_all, shell_command,
                              summarize, thread_env, twin)
 
 PROG = "sweep.py"

@@ -22,7 +22,7 @@ from latentlab.cli import DEVICE_HELP, EXIT_USER_ERROR, Parser, integer, pick_de
 from latentlab.data import load_mnist
 from latentlab.metrics import REFERENCE_STATS_PATH, classify, save_reference_stats
 from latentlab.models import LeNet
-from latentlab.page import LAB_FILE, SHARED_FILE, lab_data, shared_data, write_lab, write_shared
+from latentlab.page_export import LAB_FILE, SHARED_FILE, lab_data, shared_data, write_lab, write_shared
 
 PROG = "train_classifier.py"
 SHARED_PATH = Path(__file__).resolve().parents[1] / "page" / SHARED_FILE

@@ -24,9 +24,9 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Models"))
 
-from latentlab.page import FILE as PAGE_DATA  # noqa: E402
+from latentlab.page_export import FILE as PAGE_DATA  # noqa: E402
 from latentlab.metrics import knn_accuracy  # noqa: E402
-from latentlab.page import LAB_FILE  # noqa: E402
+from latentlab.page_export import LAB_FILE  # noqa: E402
 from latentlab.registry import specs  # noqa: E402
 
 TIME_DECODES = """(name) => {

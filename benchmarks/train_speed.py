@@ -7,7 +7,7 @@
 2. Seconds of a training epoch of each default model, this tree against a baseline revision (checked
    out with ``git worktree``, each tree timed in its own process, the two taking turns), and this
    tree's ``--arch conv`` besides.
-3. The evaluation's sum of softplus over decoded images: ``losses.softplus_sum`` against torch's
+3. The evaluation's sum of softplus over decoded images: ``likelihoods.softplus_sum`` against torch's
    ``F.softplus(l).sum(-1)``.
 4. Each script with its defaults, end to end: wall seconds, and the train / evaluation / figures
    seconds from its metrics.json.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Models"))
 
-from latentlab import UserError, losses  # noqa: E402
+from latentlab import UserError, likelihoods  # noqa: E402
 from latentlab.cli import DEVICE_HELP, EXIT_USER_ERROR, Parser, pick_device, pick_precision  # noqa: E402
 from latentlab.cli import positive  # noqa: E402
 from latentlab.data import DEFAULT_DATA_ROOT  # noqa: E402
@@ -59,11 +59,12 @@ if hasattr(training, "keep_freed_memory"):  # what the old fit() did first
 def seconds(spec, arch):
     torch.manual_seed(0)
     with_arch = "arch" in inspect.signature(models.build_model).parameters
-    model = models.build_model(spec.kind, spec.latent_dim, *([arch] if with_arch else []), spec.hidden)
+    name = spec.model.name if hasattr(spec, "model") else spec.kind  # the class, since the model interface
+    model = models.build_model(name, spec.latent_dim, *([arch] if with_arch else []), spec.hidden)
     model = model.to(device, memory_format=torch.channels_last)  # as the scripts build it
     made = training.make_optimizer(model, spec.lr, spec.epochs, math.ceil(len(x) / spec.batch_size))
     steppers = made if isinstance(made, tuple) else (made,)
-    training.init_output_bias(model, x)
+    (model.init_output_bias(x) if hasattr(model, "init_output_bias") else training.init_output_bias(model, x))
     training.train_epoch(model, *steppers, x[:4 * spec.batch_size], spec.batch_size, amp=amp)  # warm-up
     began = time.perf_counter()
     training.train_epoch(model, *steppers, x[:images], spec.batch_size, amp=amp)
@@ -189,11 +190,11 @@ def section_baseline(device, amp, args):
 # --------------------------------------------------------------------------- 3. softplus_sum in evaluation
 
 def section_softplus(device, amp, args, rows=2000, trials=7):
-    """The IWAE bound's and the exact likelihood's inner sum over decoded images: ``losses.softplus_sum``
+    """The IWAE bound's and the exact likelihood's inner sum over decoded images: ``likelihoods.softplus_sum``
     against ``F.softplus(l).sum(-1)``, on logits as a trained decoder emits them."""
     torch.manual_seed(0)
     logits = torch.randn(rows, 784, device=device) * 4
-    variants = {"losses.softplus_sum": losses.softplus_sum, "F.softplus(l).sum(-1)": lambda l: F.softplus(l).sum(-1)}
+    variants = {"likelihoods.softplus_sum": likelihoods.softplus_sum, "F.softplus(l).sum(-1)": lambda l: F.softplus(l).sum(-1)}
     ms = {name: [] for name in variants}
     with torch.no_grad():
         for trial in range(trials + 1):  # the first of each is a warm-up

@@ -1,5 +1,5 @@
 // The drawing pad and how a drawing becomes an MNIST digit. The pad keeps a fixed 280x280 raster
-// whatever its size on screen; mnistStyle() is Models/latentlab/preprocess.py line for line (the
+// whatever its size on screen; mnistStyle() is tests/mnist_style.py line for line (the
 // tests compare the two): the ink's bounding box scaled to fit 20x20 keeping its aspect ratio,
 // area-averaged, and placed so that its centre of mass sits at the centre of the 28x28 field, as
 // MNIST's digits were made (LeCun et al., 1998).

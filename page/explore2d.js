@@ -37,7 +37,7 @@
       this.drawn = null;
       this.linked = null;
       // start where the codes are densest: the prior's centre, or the AE codes' median
-      this.z = data.kind === "vae" ? [0, 0] : [0, 1].map((a) => median(this.codes.filter((_, i) => i % 2 === a)));
+      this.z = data.variational ? [0, 0] : [0, 1].map((a) => median(this.codes.filter((_, i) => i % 2 === a)));
       root.innerHTML = `
         <h3>${data.label}</h3>
         <div class="explore2d">
@@ -148,7 +148,7 @@
         ctx.fillRect(px - 1.3, py - 1.3, 2.6, 2.6);
       }
       ctx.globalAlpha = 1;
-      if (this.data.kind === "vae") {  // the prior's 1σ, 2σ and 3σ circles
+      if (this.data.variational) {  // the prior's 1σ, 2σ and 3σ circles
         const [cx, cy] = this.toPx([0, 0]), unit = this.toPx([1, 0])[0] - cx;
         ctx.setLineDash([4, 4]);
         ctx.strokeStyle = "#555";

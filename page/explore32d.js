@@ -154,7 +154,7 @@
     }
 
     interpStatus(t) {
-      const kind = this.data.kind === "vae" ? ["nội suy cầu (slerp)", "spherical"] : ["nội suy tuyến tính", "linear"];
+      const kind = this.data.variational ? ["nội suy cầu (slerp)", "spherical"] : ["nội suy tuyến tính", "linear"];
       return `<span class="vi">A → B, ${kind[0]}, t = ${(+t).toFixed(2)}</span>` +
              `<span class="en">A → B, ${kind[1]} interpolation, t = ${(+t).toFixed(2)}</span>`;
     }
@@ -175,11 +175,11 @@
       this.interp.addEventListener("input", () => {
         const t = +this.interp.value;
         this.interp.nextElementSibling.textContent = t.toFixed(2);
-        this.show(ll.nn.interpolate(this.aCode, this.bCode, t, this.data.kind === "vae"),
+        this.show(ll.nn.interpolate(this.aCode, this.bCode, t, this.data.variational),
                   this.interpStatus(t));
       });
       root.querySelector(".sample").addEventListener("click", () => {
-        const what = this.data.kind === "vae" ? ["prior N(0, I)", "the prior N(0, I)"]
+        const what = this.data.variational ? ["prior N(0, I)", "the prior N(0, I)"]
           : ["GMM trên mã huấn luyện", "the GMM fit on the training codes"];
         this.show(ll.nn.sampleMixture(this.mixture, this.dim),
                   `<span class="vi">Mẫu từ ${what[0]}</span><span class="en">A sample from ${what[1]}</span>`);

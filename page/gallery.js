@@ -17,7 +17,7 @@
          "The codes of all 10,000 test digits, coloured by digit: which clusters overlap?"]
       : ["Bản đồ t-SNE của 1 500 mã test 32-D: các chữ số tách nhau rõ đến đâu?",
          "A t-SNE map of 1,500 test codes: how well do the digits separate in 32-D?"],
-    "latent_space_grid_sampling.png": (m) => m.kind === "vae"
+    "latent_space_grid_sampling.png": (m) => m.variational
       ? ["Giải mã lưới tại các phân vị của N(0, 1): mọi điểm trong prior đều cho ra một chữ số.",
          "Decoded at quantiles of N(0, 1): every point of the prior gives a digit."]
       : ["Giải mã một lưới đều trên vùng chứa mã: giữa các cụm là những hình nhoè mà decoder chưa từng thấy.",
@@ -33,12 +33,12 @@
                                   "A walk through the prior (a 1.5σ circle, then a figure eight): no dead zones."],
     "posterior_evolution.gif": () => ["Mã test sau từng epoch: số hạng KL kéo chúng thành một đĩa quanh gốc toạ độ.",
                                       "Test codes after every epoch: the KL term pulls them into a disk around the origin."],
-    "latent_walk.gif": (m) => m.kind === "vae"
+    "latent_walk.gif": (m) => m.variational
       ? ["Nội suy cầu (slerp) giữa các ảnh test thuộc những chữ số khác nhau.",
          "Spherical interpolation (slerp) between test digits of different classes."]
       : ["Nội suy tuyến tính giữa các ảnh test thuộc những chữ số khác nhau.",
          "Linear interpolation between test digits of different classes."],
-    "samples.png": (m) => m.kind === "vae"
+    "samples.png": (m) => m.variational
       ? ["64 ảnh sinh từ prior N(0, I): rõ nét đến đâu, có đủ mười chữ số không?",
          "64 samples from the prior N(0, I): how sharp, and are all ten digits there?"]
       : ["64 ảnh sinh từ GMM 10 thành phần học trên mã huấn luyện (AE tự nó không sinh được).",

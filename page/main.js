@@ -97,8 +97,9 @@
       shown[m.key] = d;
       if (d.unsupported) return;
       datasets[m.key] = d;
-      decoders[m.key] = new ll.nn.Decoder(d.decoder.sizes, await ll.nn.unpack(d.decoder.packed));
-      encoders[m.key] = new ll.nn.Encoder(d.encoder.sizes, await ll.nn.unpack(d.encoder.packed), d.kind);
+      decoders[m.key] = new ll.nn.Decoder(d.decoder.sizes, await ll.nn.unpack(d.decoder.packed), d.decoder.slope || 0);
+      encoders[m.key] = new ll.nn.Encoder(d.encoder.sizes, await ll.nn.unpack(d.encoder.packed), d.variational,
+                                          d.encoder.slope || 0);
       poolCodes[m.key] = d.latent_dim === 2 ? ll.nn.float16(d.scatter.codes) : (await ll.nn.unpack(d.pool_codes))[0];
     }));
     legend();
@@ -112,12 +113,12 @@
       : null);
     Object.assign(explorers2d, panels("panels-2d", MODELS.filter((m) => m.latent_dim === 2), datasets, shown,
       (panel, d) => new ll.Explorer2D(panel, d, decoders[d.key], lenet, pool.labels, link,
-                                      d.kind === "vae" ? {encoder: encoders[d.key], source} : null)));
+                                      d.exact_view ? {encoder: encoders[d.key], source} : null)));
     const explorers32d = panels("panels-32d", MODELS.filter((m) => m.latent_dim !== 2), datasets, shown,
       (panel, d) => new ll.Explorer32D(panel, d, decoders[d.key], lenet));
     const explorers = {...explorers2d, ...explorers32d};
     const drawModels = MODELS.filter((m) => datasets[m.key]).map((m) => ({
-      key: m.key, label: m.label, kind: datasets[m.key].kind, latent_dim: m.latent_dim,
+      key: m.key, label: m.label, kind: datasets[m.key].kind, variational: datasets[m.key].variational, latent_dim: m.latent_dim,
       encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
     draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
     ll.lab = ll.labHooks(new ll.Lab(document.getElementById("lab-area"), pool));
@@ -127,7 +128,7 @@
     ll.models = {};
     for (const key of Object.keys(datasets)) {
       const d = datasets[key];
-      ll.models[key] = {label: d.label, kind: d.kind, latent_dim: d.latent_dim};
+      ll.models[key] = {label: d.label, kind: d.kind, variational: d.variational, latent_dim: d.latent_dim};
     }
     ll.missing = MODELS.filter((m) => !shown[m.key]).map((m) => m.key);
     ll.unsupported = MODELS.filter((m) => shown[m.key] && !datasets[m.key]).map((m) => m.key);

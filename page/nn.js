@@ -1,5 +1,5 @@
 // The networks in the browser, in plain JavaScript, with the float16 weights that
-// Models/latentlab/page.py exports: the encoders and decoders (the same MLPs as
+// Models/latentlab/page_export.py exports: the encoders and decoders (the same MLPs as
 // Models/latentlab/models.py: Linear, ReLU, ..., Linear; the decoder adds a sigmoid, the VAE's
 // encoder output is split into mean and log-variance) and the LeNet judge. Also the few bits of
 // maths the explorers share: base64 arrays, Gaussian-mixture samples and spherical interpolation.
@@ -43,7 +43,7 @@
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  // page.py's ``packed``: float16 values, every high byte then every low byte, deflated; returns
+  // page_export.py's ``packed``: float16 values, every high byte then every low byte, deflated; returns
   // one Float32Array per shape.
   async function unpack(spec) {
     const raw = await inflate(spec.data), n = raw.length / 2, out = [];
@@ -60,9 +60,11 @@
   // ------------------------------------------------------------------ the MLPs
 
   class MLP {
-    // sizes e.g. [784, 512, 256, 64]; arrays: weight (out x in, row-major), bias, weight, bias, ...
-    constructor(sizes, arrays) {
+    // sizes e.g. [784, 512, 256, 64]; arrays: weight (out x in, row-major), bias, weight, bias, ...;
+    // slope: what the activation between layers multiplies negative values by (0: ReLU; LeakyReLU's slope)
+    constructor(sizes, arrays, slope = 0) {
       this.sizes = sizes;
+      this.slope = slope;
       this.weights = arrays.filter((_, i) => i % 2 === 0);
       this.biases = arrays.filter((_, i) => i % 2 === 1);
       this.buffers = sizes.slice(1).map((n) => new Float32Array(n));
@@ -83,7 +85,8 @@
         const row = i * nOut0;
         for (let o = 0; o < nOut0; o++) first[o] += this.firstT[row + o] * v;
       }
-      if (last > 0) for (let o = 0; o < nOut0; o++) if (first[o] < 0) first[o] = 0;
+      const s = this.slope;
+      if (last > 0) for (let o = 0; o < nOut0; o++) if (first[o] < 0) first[o] *= s;
       let h = first;
       for (let l = 1; l <= last; l++) {
         const nIn = this.sizes[l], nOut = this.sizes[l + 1];
@@ -92,7 +95,7 @@
           let acc = b[o];
           const row = o * nIn;
           for (let i = 0; i < nIn; i++) acc += W[row + i] * h[i];
-          out[o] = l < last && acc < 0 ? 0 : acc;
+          out[o] = l < last && acc < 0 ? acc * s : acc;
         }
         h = out;
       }
@@ -112,15 +115,15 @@
   }
 
   class Encoder extends MLP {
-    constructor(sizes, arrays, kind) {
-      super(sizes, arrays);
-      this.kind = kind;
+    constructor(sizes, arrays, variational, slope = 0) {
+      super(sizes, arrays, slope);
+      this.variational = variational;
     }
 
     // {mean, logvar} of 784 intensities in [0, 1]; logvar is null for an AE (its code is the mean).
     encode(x) {
       const out = this.forward(x);
-      if (this.kind !== "vae") return {mean: Float32Array.from(out), logvar: null};
+      if (!this.variational) return {mean: Float32Array.from(out), logvar: null};
       const d = out.length / 2;
       return {mean: out.slice(0, d), logvar: out.slice(d)};
     }

@@ -105,7 +105,7 @@ def test_the_checker_sees_a_missing_function_and_a_broken_link(tmp_path):
 def test_the_readmes_table_is_the_seeds_sweeps_summary():
     """README's numbers come from sweeps/seeds/summary.json through compare_models.py, unchanged."""
     from compare_models import END, START, note
-    from latentlab.reports import load, markdown_table
+    from latentlab.sweep_reports import load, markdown_table
     summary = load(REPO / "sweeps" / "seeds" / "summary.json")
     expected = markdown_table(summary) + "\n\n" + note(summary, True)
     for readme in ("README.md", "README.en.md"):

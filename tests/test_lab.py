@@ -18,7 +18,7 @@ from latentlab.data import load_mnist
 from latentlab.losses import ae_loss, vae_loss
 from latentlab.metrics import knn_accuracy
 from latentlab.models import build_model
-from latentlab.page import LAB, lab_index
+from latentlab.page_export import LAB, lab_index
 
 # Adam steps of 64 digits each model takes before the tests read it: a fixed amount of training, so the
 # outcome is the same on a fast or a loaded machine (about 30 s of both training at once on 2 cores).
@@ -57,7 +57,7 @@ def torch_model(kind, sizes, seed):
 
 
 def torch_loss(model, x, eps, beta):
-    if model.kind == "ae":
+    if not model.variational:
         logits, _ = model(x)
         return ae_loss(logits, x)
     mu, logvar = model.posterior(x)

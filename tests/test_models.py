@@ -4,7 +4,7 @@ import torch
 from latentlab import UserError
 from latentlab.checkpoints import load_model, load_run, save_model
 from latentlab.cli import ModelSpec
-from latentlab.models import LeNet, build_model
+from latentlab.models import VAE, AutoEncoder, LeNet, build_model
 from latentlab.training import TrainState
 
 
@@ -45,11 +45,24 @@ def test_checkpoint_round_trip(tmp_path):
     x = torch.rand(4, 784)
     assert torch.equal(loaded.encode(x), model.encode(x))
     assert ckpt["history"] == [{"epoch": 1}]
-    other = ModelSpec("x.py", "ae", 2, "r", (), 1, 1, 1.0)
+    other = ModelSpec("x.py", AutoEncoder, 2, "r", (), 1, 1, 1.0)
     with pytest.raises(UserError, match="not this run's AE"):
         load_model(tmp_path / "model.pt", other)
+    with pytest.raises(UserError, match="not this run's VAE .mlp, continuous-bernoulli."):
+        load_model(tmp_path / "model.pt", ModelSpec("x.py", VAE, 2, "r", (), 1, 1, 1.0), likelihood="continuous-bernoulli")
     # the per-epoch codes come back with the indices of the test images they belong to
-    same = ModelSpec("x.py", "vae", 2, "r", (), 1, 1, 1.0)
+    same = ModelSpec("x.py", VAE, 2, "r", (), 1, 1, 1.0)
     _, _, state = load_run(tmp_path, same, "cpu")
     assert torch.equal(state.frame_index, index)
     assert all(torch.equal(a, b) for a, b in zip(state.code_frames, frames)) and len(state.code_frames) == 2
+
+
+def test_another_likelihood_writes_beside_the_default_folder():
+    from conftest import SPECS
+    spec = SPECS["vae2"]
+    assert spec.results_for("mlp") == spec.results_dir
+    assert spec.results_for("mlp", "continuous-bernoulli") == spec.results_dir + "_continuous-bernoulli"
+    assert spec.results_for("conv", "continuous-bernoulli") == spec.results_dir + "_conv_continuous-bernoulli"
+    assert build_model("ae", 2, likelihood="continuous-bernoulli").likelihood.name == "continuous-bernoulli"
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        build_model("vae", 2, likelihood="gaussian")

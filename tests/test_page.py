@@ -22,9 +22,9 @@ from conftest import REPO, SPECS, Page, read_metrics, run_script
 from latentlab.checkpoints import load_classifier, load_model
 from latentlab.data import load_mnist
 from latentlab.metrics import table_cells
-from latentlab.page import FILE as PAGE_DATA
-from latentlab.page import LAB_FILE, float16_bits, packed, pool_index
-from latentlab.preprocess import mnist_style
+from latentlab.page_export import FILE as PAGE_DATA
+from latentlab.page_export import LAB_FILE, float16_bits, packed, pool_index
+from mnist_style import mnist_style
 
 BUDGET = 10 * 2 ** 20  # everything the page loads at first render but its pictures
 PAD = 280              # the drawing pad's raster (page/drawing.js)
@@ -177,7 +177,8 @@ def test_committed_results_open_without_errors(browser):
     page = Page(browser, REPO)
     assert page.errors == []
     assert page.js("window.latentlab.models") == {
-        k: {"label": s.label, "kind": s.kind, "latent_dim": s.latent_dim} for k, s in SPECS.items()}
+        k: {"label": s.label, "kind": s.model.name, "variational": s.model.variational, "latent_dim": s.latent_dim}
+        for k, s in SPECS.items()}
     for spec in SPECS.values():
         row = page.tab.locator(f"#metrics-table tr[data-model={spec.key}] td").all_inner_texts()
         assert row == table_cells(read_metrics(REPO / spec.results_dir)), spec.key
@@ -287,8 +288,8 @@ def test_a_model_without_results_says_which_script_to_run(browser, site, tmp_pat
 
 
 def test_a_model_the_page_cannot_run_says_so_in_one_line_and_keeps_its_row_and_figures(browser, site, tmp_path):
-    """What page.page_data writes for layers page/nn.js does not run (a LeakyReLU, convolutions)."""
-    from latentlab import page as page_module
+    """What page_export.page_data writes for layers page/nn.js does not run (a LeakyReLU, convolutions)."""
+    from latentlab import page_export as page_module
     from latentlab.models import build_model
     root = tmp_path / "unsupported"
     shutil.copytree(site, root)
@@ -334,11 +335,44 @@ def test_the_page_encodes_like_torch(site_page, site, test_digits, key):
     got_mean = np.array([g["mean"] for g in got])
     rel = np.abs(got_mean - mean) / mean.std(0)  # in units of each dimension's spread over the images
     assert rel.max() <= 0.02 and rel.mean() <= 0.005, (key, rel.max(), rel.mean())
-    if spec.kind == "vae":
+    if spec.model.variational:
         assert np.abs(np.array([g["logvar"] for g in got]) - logvar).max() <= 0.05
     else:
         assert all(g["logvar"] is None for g in got)
     assert site_page.errors == []
+
+
+def test_the_page_runs_a_leaky_relu_network_like_torch(site_page, test_digits, monkeypatch):
+    """models.ACTIVATION = nn.LeakyReLU: page_export writes the slope, and page/nn.js's MLP uses it."""
+    import functools
+    from latentlab import models
+    from latentlab.page_export import mlp_weights, runs_in_page
+    # a steep slope, so that the page's ReLU (slope 0) would be far off
+    monkeypatch.setattr(models, "ACTIVATION", functools.partial(torch.nn.LeakyReLU, 0.3))
+    torch.manual_seed(6)
+    model = models.build_model("vae", 4, hidden=(64, 32))
+    assert runs_in_page(model) is None
+    x = test_digits[0][:20]
+    enc, dec = mlp_weights(model.encoder, 0), mlp_weights(model.decoder, 0)
+    assert enc["slope"] == dec["slope"] == pytest.approx(0.3)
+    with torch.no_grad():
+        mu, logvar = model.posterior(x)
+        images = model.image(mu)
+    got = site_page.js("""async ([enc, dec, xs]) => {
+        const nn = window.latentlab.nn;
+        const e = new nn.Encoder(enc.sizes, await nn.unpack(enc.packed), true, enc.slope);
+        const d = new nn.Decoder(dec.sizes, await nn.unpack(dec.packed), dec.slope);
+        return xs.map((x) => { const q = e.encode(Float32Array.from(x));
+                               return [Array.from(q.mean), Array.from(q.logvar), Array.from(d.decode(q.mean))]; });
+      }""", [enc, dec, x.tolist()])
+    assert np.abs(np.array([g[0] for g in got]) - mu.numpy()).max() < 0.01   # float16 weights
+    assert np.abs(np.array([g[1] for g in got]) - logvar.numpy()).max() < 0.01
+    assert np.abs(np.array([g[2] for g in got]) - images.numpy()).max() < 0.01
+    monkeypatch.setattr(models, "ACTIVATION", torch.nn.ReLU)   # the same weights through ReLUs: far off
+    relu = models.build_model("vae", 4, hidden=(64, 32))
+    relu.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert (relu.posterior(x)[0] - mu).abs().max() > 0.05
 
 
 def test_the_page_classifies_like_torch(site_page, test_digits):
@@ -351,7 +385,7 @@ def test_the_page_classifies_like_torch(site_page, test_digits):
 
 
 def test_the_page_shows_the_pool_it_claims(site_page):
-    """The pool's labels in the page are those of the test digits page.py picked."""
+    """The pool's labels in the page are those of the test digits page_export.py picked."""
     shared = site_page.js("window.LATENTLAB_SHARED.pool.index")
     assert shared == pool_index(10_000).tolist()
 

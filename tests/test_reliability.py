@@ -143,14 +143,14 @@ def test_missing_data_root(capsys, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_results(good_results, capsys, monkeypatch):
-    from latentlab import training
-    real = training.objective
+    from latentlab.models import AutoEncoder
+    real = AutoEncoder.loss
 
-    def poisoned(model, x, *args):   # what a diverged step reports
-        loss, rec, kl = real(model, x, *args)
+    def poisoned(model, x, *args, **kw):   # what a diverged step reports
+        loss, rec, kl = real(model, x, *args, **kw)
         return loss, rec * float("nan"), kl
 
-    monkeypatch.setattr(training, "objective", poisoned)
+    monkeypatch.setattr(AutoEncoder, "loss", poisoned)
     folder, before = good_results
     code, err = run_inprocess(AE2, ["--epochs", "2", "--train-subset", "500", "--quiet",
                                                 "--out", folder], capsys)
@@ -207,20 +207,20 @@ def _epochs(lines):
 
 def test_stop_request_ends_training_after_the_current_batch(monkeypatch):
     """The first Ctrl-C/SIGTERM sets the flag; the batch under way finishes, no further one starts."""
-    from latentlab import training
+    from latentlab.models import AutoEncoder
     x = load_mnist().x_train[:2000]
     model = build_model("ae", 2)
     optimizer, scheduler = make_optimizer(model, 1e-3, 1, 16)
     stop, calls = StopFlag(), []
-    real = training.objective
+    real = AutoEncoder.loss
 
-    def counting(model, xb, *args):
+    def counting(model, xb, *args, **kw):
         calls.append(len(xb))
         if len(calls) == 3:
             stop.requested = True  # as the signal handler would, in the middle of batch 3
-        return real(model, xb, *args)
+        return real(model, xb, *args, **kw)
 
-    monkeypatch.setattr(training, "objective", counting)
+    monkeypatch.setattr(AutoEncoder, "loss", counting)
     assert train_epoch(model, optimizer, scheduler, x, 128, stop) is None
     assert calls == [128, 128, 128]          # 16 batches in the epoch; stopped after the third
     assert scheduler.last_epoch == 3 and float(optimizer.state[next(model.parameters())]["step"]) == 3
@@ -359,7 +359,7 @@ def _half_swapped(tiny_runs, tmp_path, complete):
 
 @pytest.mark.parametrize("complete", [True, False])
 def test_a_swap_cut_in_half_is_finished_or_undone(tiny_runs, tmp_path, complete):
-    from latentlab.folders import recover
+    from latentlab.folder_swap import recover
     out = _half_swapped(tiny_runs, tmp_path, complete)
     recover(out)
     assert (out / "metrics.json").exists() and (out / "model.pt").exists()
@@ -379,7 +379,7 @@ def test_a_full_disk_keeps_the_last_good_results(good_results, capsys, monkeypat
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "page_data.js")
 
-    monkeypatch.setattr("latentlab.page.write", full)
+    monkeypatch.setattr("latentlab.page_export.write", full)
     folder, before = good_results
     code, err = run_inprocess(AE2, ["--epochs", "1", "--train-subset", "500", "--quiet", "--out", folder], capsys)
     assert_one_line_error(code, err, "cannot write the results (No space left on device: page_data.js)")

@@ -130,6 +130,26 @@ def test_beta_is_recorded_and_the_bounds_stay_true(tmp_path):
     assert m["test_nll_iwae"] <= m["test_neg_elbo"]
 
 
+def test_the_continuous_bernoulli_trains_and_every_bound_follows_it(tmp_path, tiny_runs):
+    """--likelihood continuous-bernoulli: the 2-D VAE script exits 0; its −ELBO, IWAE and exact NLL are
+    those of the other likelihood (they differ from the Bernoulli run's) and keep their order; the page
+    shows its row and figures and says in one line why not its decoder."""
+    import torch
+    out = tmp_path / "cb"
+    r = run_script("vae2", *TINY, "--likelihood", "continuous-bernoulli", "--out", out)
+    assert r.returncode == 0, r.stderr
+    cb, bern = read_metrics(out), read_metrics(tiny_runs["vae2"])
+    assert cb["likelihood"] == "continuous-bernoulli" and bern["likelihood"] == "bernoulli"
+    assert torch.load(out / "model.pt", weights_only=True)["config"]["likelihood"] == "continuous-bernoulli"
+    for key in ("test_neg_elbo", "test_nll_iwae", "test_nll_exact"):
+        assert abs(cb[key] - bern[key]) > 50, (key, cb[key], bern[key])   # densities of other spaces
+    assert cb["test_nll_exact"] < cb["test_nll_iwae"] + 0.05 < cb["test_neg_elbo"]
+    assert 0 < cb["test_mse"] < 0.1 and math.isfinite(cb["fid_mnist"])
+    assert "continuous-bernoulli" in (out / "page_data.js").read_text()
+    r = run_script("vae2", "--plots-only", *SCORED, "--quiet", "--out", out)   # the Bernoulli asked of it
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "continuous-bernoulli" in r.stderr
+
+
 def test_lean_runs_write_only_metrics_and_2d_codes(tmp_path):
     for key, files in (("vae2", ["metrics.json", "test_codes.npy"]), ("ae32", ["metrics.json"])):
         out = tmp_path / key

@@ -130,7 +130,7 @@ def test_an_interrupted_sweep_resumes(tmp_path):
 
 def test_compare_models_reads_the_seeds_sweep(finished, tmp_path):
     from compare_models import END, START
-    from latentlab.reports import cell
+    from latentlab.sweep_reports import cell
     folder, _ = finished
     shutil.copytree(folder, tmp_path / "sweeps" / "seeds")
     readme = f"a\n{START}\nold\n{END}\nb\n"

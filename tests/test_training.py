@@ -6,9 +6,9 @@ import torch
 
 from conftest import small_mnist
 from latentlab import UserError
-from latentlab.models import build_model
+from latentlab.models import LatentModel, build_model
 from latentlab.training import (Interrupted, StopFlag, TrainState, evaluate, fit, frame_subset,
-                                init_output_bias, make_optimizer, objective, train_epoch)
+                                make_optimizer, train_epoch)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_the_learning_rate_warms_up_for_one_epoch_then_follows_a_cosine_to_zero(
 
 
 def test_a_step_is_autograd_of_the_objective_then_adam():
-    """train_epoch's update is exactly: objective → backward → torch.optim.Adam → the scheduler."""
+    """train_epoch's update is exactly: model.loss → backward → torch.optim.Adam → the scheduler."""
     torch.manual_seed(0)
     x = torch.rand(64, 784)
     ours, theirs = build_model("vae", 2), build_model("vae", 2)
@@ -57,7 +57,7 @@ def test_a_step_is_autograd_of_the_objective_then_adam():
     train_epoch(ours, opt, sched, x, 64, beta=0.5)
     torch.manual_seed(1)                                 # the same order and noise, by hand
     perm = torch.randperm(64)
-    loss, _, _ = objective(theirs, x.index_select(0, perm), 0.5)
+    loss, _, _ = theirs.loss(x.index_select(0, perm), 0.5)
     loss.backward()
     ref.step()                                           # one step in all: the schedule's factor is 1
     for a, b in zip(ours.parameters(), theirs.parameters()):
@@ -67,18 +67,18 @@ def test_a_step_is_autograd_of_the_objective_then_adam():
 
 def test_the_decoder_starts_at_the_mean_training_image(small_data):
     model = build_model("vae", 2)
-    assert init_output_bias(model, small_data.x_train)
+    assert model.init_output_bias(small_data.x_train)
     p = small_data.x_train.mean(0).clamp(1e-3, 1 - 1e-3)
     assert torch.allclose(torch.sigmoid(model.decoder[-1].bias), p, atol=1e-5)
     assert float(small_data.x_train.mean(0).min()) == 0 and float(p.min()) == pytest.approx(1e-3)
     conv = build_model("ae", 2, "conv")   # one bias for the one output channel: the mean pixel
-    assert init_output_bias(conv, small_data.x_train)
+    assert conv.init_output_bias(small_data.x_train)
     assert float(torch.sigmoid(conv.decoder[-2].bias.detach())) == pytest.approx(float(small_data.x_train.mean()), rel=1e-5)
     odd = torch.nn.Module()
     odd.decoder = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 784, bias=False))
-    assert not init_output_bias(odd, small_data.x_train)   # its last bias has 3 values: left as built
+    assert not LatentModel.init_output_bias(odd, small_data.x_train)   # its last bias has 3 values: left as built
     odd.decoder = torch.nn.Sequential(torch.nn.Linear(2, 784, bias=False))
-    assert not init_output_bias(odd, small_data.x_train)
+    assert not LatentModel.init_output_bias(odd, small_data.x_train)
 
 
 def test_an_epoch_returns_the_mean_bound_over_its_images(small_data):
@@ -110,7 +110,7 @@ def test_beta_weighs_the_kl_of_the_objective_and_defaults_to_one(small_data):
     for beta in (None, 1.0, 0.5):
         torch.manual_seed(0)
         with torch.no_grad():
-            losses[beta] = objective(model, x) if beta is None else objective(model, x, beta)
+            losses[beta] = model.loss(x) if beta is None else model.loss(x, beta)
     (default, rec, kl), one, half = losses[None], losses[1.0][0], losses[0.5][0]
     assert float(default) == float(one) == pytest.approx(float(rec + kl))
     assert float(half) == pytest.approx(float(rec + 0.5 * kl))

@@ -1,24 +1,25 @@
 """Shared code behind the four scripts in ``Models/``: one module per concern.
 
 - ``data``: MNIST from the bundled IDX files, checked, as tensors on the device
-- ``preprocess``: a drawing made into an MNIST digit (the reference for the page's drawing pad)
-- ``models``: the AE and the VAE over any encoder and decoder, the MLP and conv pairs, and the LeNet
-  used to judge samples (nothing else)
-- ``losses``: reconstruction and KL terms (where the VAE loss lives)
-- ``training``: the textbook step (objective, ``loss.backward()``, Adam, schedule), evaluation passes,
+- ``likelihoods``: p(x|z) of the decoder's logits, Bernoulli or continuous Bernoulli (the one likelihood)
+- ``losses``: the reconstruction and KL terms, ``vae_loss`` and ``ae_loss`` (where the VAE loss lives)
+- ``models``: the AE and the VAE over any encoder and decoder (the one model interface), the MLP and conv
+  pairs, and the LeNet used to judge samples
+- ``precision``: bfloat16 layers where the hardware has them, kept out of the three files above
+- ``training``: the textbook step (``model.loss``, ``loss.backward()``, Adam, schedule), evaluation passes,
   the state an interrupted run resumes from
 - ``checkpoints``: every file of weights or training state (model.pt, resume state, the LeNet)
 - ``exact``: the 2-D VAE's exact likelihood and true posteriors, by quadrature over the code plane
 - ``metrics``: everything written to ``metrics.json``
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
-- ``figures``: static PNGs;  ``animations``: GIFs
-- ``page``: the data files through which ``index.html`` shows a results folder (and the LeNet)
-- ``results``: evaluate and draw a run into its staging folder
-- ``folders``: one writer per results folder (an OS lock), staging, atomic swap, repair after a crash
+- ``run_figures``: one run's static PNGs;  ``run_animations``: its GIFs
+- ``page_export``: the data files through which ``index.html`` shows a results folder (and the LeNet)
+- ``write_results``: evaluate a trained model and write every file of its results into a staging folder
+- ``folder_swap``: one writer per results folder (an OS lock), staging, atomic swap, repair after a crash
 - ``cli``: flags, devices, seeding, the run, one-line errors
 - ``registry``: the list of the models (their scripts)
-- ``reports``: README's table, comparison.png and the β-bridge figures, over many runs
-- ``sweep``: many runs of the scripts (seeds, β) as subprocesses, and their summary
+- ``sweep_reports``: over many runs, README's table, comparison.png and the β-bridge figures
+- ``sweep_jobs``: many runs of the scripts (seeds, β, ...) as submitit jobs, and their summary
 
 Imports run one way, in this order; ``tests/test_layout.py`` checks there is no circle.
 """

@@ -6,7 +6,7 @@
 
       ckpt = torch.load("model.pt", weights_only=True)
       c = ckpt["config"]
-      model = build_model(c["kind"], c["latent_dim"], c["arch"], c["hidden"])
+      model = build_model(c["kind"], c["latent_dim"], c["arch"], c["hidden"], c.get("likelihood", "bernoulli"))
       model.load_state_dict(ckpt["state_dict"])
 
 - ``<results folder>.resume.pt`` beside a results folder: the whole ``TrainState`` after the last
@@ -65,8 +65,16 @@ def save_numpy(array, path):
 # --------------------------------------------------------------------------- model.pt
 
 def model_config(config):
-    """The part of a run's config that rebuilds its model."""
-    return config["kind"], config["latent_dim"], config.get("arch", "mlp"), config["hidden"]
+    """The part of a run's config that rebuilds its model: (its name in ``models.MODELS``, latent size,
+    arch, hidden sizes, likelihood; those written before the likelihood was a choice are Bernoulli)."""
+    return (config["kind"], config["latent_dim"], config.get("arch", "mlp"), config["hidden"],
+            config.get("likelihood", "bernoulli"))
+
+
+def identity(config):
+    """What a run must match to be continued or redrawn: (model name, latent size, arch, likelihood)."""
+    name, latent_dim, arch, _, likelihood = model_config(config)
+    return name, latent_dim, arch, likelihood
 
 
 def save_model(folder, model, config, state):
@@ -87,15 +95,16 @@ def copy_model(source, folder):
             shutil.copy2(source / name, folder / name)
 
 
-def _describe(kind, latent_dim, arch):
-    return f"{kind.upper()} ({arch}) with a {latent_dim}-D latent"
+def _describe(name, latent_dim, arch, likelihood):
+    other = "" if likelihood == "bernoulli" else f", {likelihood}"
+    return f"{name.upper()} ({arch}{other}) with a {latent_dim}-D latent"
 
 
-def load_model(path, spec=None, device="cpu", arch=None):
+def load_model(path, spec=None, device="cpu", arch=None, likelihood=None):
     """Rebuild the model saved by ``save_model``; returns (model in eval mode, checkpoint dict).
 
-    With ``spec`` (and ``arch``) given, refuses a checkpoint of another model kind, latent size or
-    architecture.
+    With ``spec`` (and ``arch``, ``likelihood``) given, refuses a checkpoint of another model, latent
+    size, architecture or likelihood.
     """
     path = Path(path)
     if not path.exists():
@@ -105,11 +114,12 @@ def load_model(path, spec=None, device="cpu", arch=None):
         if "state_dict" not in ckpt:
             raise UserError(f"{path} was written by an older version of this repo; run the script again "
                             f"(without --plots-only) to rewrite it")
-        kind, latent_dim, saved_arch, hidden = model_config(ckpt["config"])
-        if spec is not None and (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch or saved_arch):
-            raise UserError(f"{path} holds the {_describe(kind, latent_dim, saved_arch)}, not this run's "
-                            f"{_describe(spec.kind, spec.latent_dim, arch or saved_arch)}")
-        model = build_model(kind, latent_dim, saved_arch, hidden)
+        name, latent_dim, saved_arch, hidden, saved_likelihood = model_config(ckpt["config"])
+        saved = identity(ckpt["config"])
+        wanted = (spec.model.name, spec.latent_dim, arch or saved_arch, likelihood or saved_likelihood) if spec else saved
+        if saved != wanted:
+            raise UserError(f"{path} holds the {_describe(*saved)}, not this run's {_describe(*wanted)}")
+        model = build_model(name, latent_dim, saved_arch, hidden, saved_likelihood)
         model.load_state_dict(ckpt["state_dict"])
     except UserError:
         raise
@@ -119,10 +129,10 @@ def load_model(path, spec=None, device="cpu", arch=None):
     return model.to(device, memory_format=torch.channels_last).eval(), ckpt  # as cli trains it
 
 
-def load_run(folder, spec, device, arch=None):
+def load_run(folder, spec, device, arch=None, likelihood=None):
     """(model, config, finished TrainState) of the run whose results are in ``folder``."""
-    model, ckpt = load_model(folder / MODEL_FILE, spec, device, arch)
-    config = ckpt["config"]
+    model, ckpt = load_model(folder / MODEL_FILE, spec, device, arch, likelihood)
+    config = {**ckpt["config"], "likelihood": model_config(ckpt["config"])[4]}
     state = TrainState(epoch=config["epochs"], history=ckpt["history"], train_seconds=ckpt["train_seconds"],
                        frame_index=ckpt.get("frame_index"))
     frames = folder / CODE_FRAMES
@@ -146,7 +156,7 @@ def save_resume(out, state, config):
     save_torch({"format": RESUME_FORMAT, "config": config, "state": state.__dict__}, resume_path(out))
 
 
-def load_resume(out, spec, epochs, arch="mlp"):
+def load_resume(out, spec, epochs, arch="mlp", likelihood="bernoulli"):
     """(TrainState, config) saved by an interrupted run of ``spec`` into ``out``, to continue up to
     ``epochs``."""
     path = resume_path(out)
@@ -161,10 +171,9 @@ def load_resume(out, spec, epochs, arch="mlp"):
         raise UserError(f"--resume: {path} was saved by an older version of this repo; "
                         f"run without --resume to start afresh")
     state = TrainState(**fields)
-    kind, latent_dim, saved_arch, _ = model_config(config)
-    if (kind, latent_dim, saved_arch) != (spec.kind, spec.latent_dim, arch):
-        raise UserError(f"--resume: {path} holds the {_describe(kind, latent_dim, saved_arch)}, not this run's "
-                        f"{_describe(spec.kind, spec.latent_dim, arch)}")
+    saved, wanted = identity(config), (spec.model.name, spec.latent_dim, arch, likelihood)
+    if saved != wanted:
+        raise UserError(f"--resume: {path} holds the {_describe(*saved)}, not this run's {_describe(*wanted)}")
     if state.epoch > epochs:
         raise UserError(f"--resume: the saved run already has {state.epoch} epochs; ask for --epochs ≥ {state.epoch}")
     return state, config

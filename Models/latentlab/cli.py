@@ -1,5 +1,5 @@
 """What every script shares: its flags, the device, seeding, and the run: train (or load), then
-hand the model to ``results`` to evaluate, draw and swap in.
+hand the model to ``write_results`` to evaluate and draw, and to ``folder_swap`` to swap in.
 
 Problems the user can fix end as one line on stderr and exit code 2; an interrupt ends with 130
 and leaves a resume state (``checkpoints``) when training had started.
@@ -20,7 +20,8 @@ import torch
 from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
 from .data import REPO_ROOT, first_test_images, load_mnist
-from .folders import swap_in, writing
+from .folder_swap import swap_in, writing
+from .likelihoods import NAMES as LIKELIHOODS
 from .models import ARCHS, build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
 
@@ -33,10 +34,10 @@ SUMMARY_KEYS = ("test_mse", "test_bce", "test_neg_elbo", "test_nll_iwae", "knn_a
 class ModelSpec:
     """Everything in which the four scripts differ."""
     script: str          # file name in Models/, for messages
-    kind: str            # "ae" or "vae"
+    model: type          # the model's class in ``models``: AutoEncoder or VAE
     latent_dim: int
     results_dir: str     # relative to the repo root
-    figures: tuple       # keys of ``extra`` in ``figures.write_all``, drawn besides the common ones
+    figures: tuple       # keys of ``extra`` in ``run_figures.write_all``, drawn besides the common ones
     epochs: int
     batch_size: int
     lr: float
@@ -45,17 +46,19 @@ class ModelSpec:
     @property
     def key(self):
         """Short name for tests, sweeps and the page: "ae2", "vae32", ..."""
-        return f"{self.kind}{self.latent_dim}"
+        return f"{self.model.name}{self.latent_dim}"
 
     @property
     def label(self):
         """Name in tables and figures: "AE 2-D", "VAE 32-D", ..."""
-        return f"{self.kind.upper()} {self.latent_dim}-D"
+        return f"{self.model.label} {self.latent_dim}-D"
 
-    def results_for(self, arch):
-        """The default results folder of ``arch``: the MLP's is ``results_dir``, any other's sits beside it
-        with the architecture as a suffix (``2D_latent_VAE_conv``), so it never replaces the MLP's."""
-        return self.results_dir if arch == "mlp" else f"{self.results_dir}_{arch}"
+    def results_for(self, arch, likelihood="bernoulli"):
+        """The default results folder of ``arch`` and ``likelihood``: the defaults' is ``results_dir``, any
+        other's sits beside it with a suffix (``2D_latent_VAE_conv``, ``2D_latent_VAE_continuous-bernoulli``),
+        so it never replaces the defaults'."""
+        suffix = "".join(f"_{v}" for v, default in ((arch, "mlp"), (likelihood, "bernoulli")) if v != default)
+        return self.results_dir + suffix
 
     def with_latent(self, n):
         """This model with an n-dimensional code, its default results beside this one's
@@ -130,7 +133,12 @@ def build_parser(spec, description=None):
                        help=f"size of the code z; a size other than {spec.latent_dim} writes to "
                             f"<size>D_{Path(spec.results_dir).name.split('_', 1)[1]}/ beside the default folder "
                             f"(default: {spec.latent_dim})")
-    if spec.kind == "vae":
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
+                   help="p(x|z) of the decoder's logits: bernoulli (binary cross-entropy on grey levels, as "
+                        "the literature) or continuous-bernoulli (Loaiza-Ganem & Cunningham, 2019: a density on "
+                        "[0, 1]); training, −ELBO, IWAE and the exact likelihood all follow it; a continuous-"
+                        "bernoulli run writes to <folder>_continuous-bernoulli/ beside the default (default: bernoulli)")
+    if spec.model.variational:
         p.add_argument("--beta", type=positive(float), default=1.0,
                        help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
                             "2017); the reported −ELBO and IWAE stay the true bounds (default: 1.0)")
@@ -240,15 +248,16 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     The state after every finished epoch is kept beside ``out``, so a run killed in any way can
     continue with --resume; an interrupt (Ctrl-C, SIGTERM) raises KeyboardInterrupt.
     """
-    config = {"kind": spec.kind, "latent_dim": spec.latent_dim, "arch": args.arch, "hidden": list(spec.hidden),
+    config = {"kind": spec.model.name, "latent_dim": spec.latent_dim, "arch": args.arch,
+              "hidden": list(spec.hidden), "likelihood": args.likelihood,
               "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
               "seed": args.seed, "train_subset": args.train_subset, "test_subset": args.test_subset,
               "precision": "bf16" if amp is not None else "fp32"}
-    if spec.kind == "vae":
+    if spec.model.variational:
         config["beta"] = args.beta
     state = None
     if args.resume:
-        state, saved = load_resume(out, spec, args.epochs, args.arch)
+        state, saved = load_resume(out, spec, args.epochs, args.arch, args.likelihood)
         config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "test_subset", "precision",
                                              "beta")
                        if k in saved})
@@ -258,7 +267,8 @@ def train_model(spec, args, data, device, amp, out, stop, say):
         print(f"{spec.script}: note: {resume_path(out)} holds an interrupted run; this run starts afresh "
               f"and replaces it (--resume would continue it)", file=sys.stderr)
     # channels-last: NHWC convolution weights, faster on CPU; Linear layers are left as they are
-    model = build_model(spec.kind, spec.latent_dim, args.arch, spec.hidden).to(device, memory_format=torch.channels_last)
+    model = build_model(spec.model, spec.latent_dim, args.arch, spec.hidden, args.likelihood)
+    model = model.to(device, memory_format=torch.channels_last)
     subset = first_test_images(data if config["train_subset"] is None else _subset(data, config["train_subset"]),
                                config["test_subset"])
     frame_index = frame_subset(len(subset.x_test)) if "posterior_evolution" in spec.figures else None
@@ -289,11 +299,11 @@ def run(spec, args, stop):
     with writing(out) as staging:
         # Loaded only now: --help, bad flags and a folder another run holds answer without
         # importing matplotlib and scikit-learn.
-        from . import results
+        from . import write_results
         seed_everything(args.seed)
         data = load_mnist(args.data_root, device)
         if args.plots_only:
-            model, config, state = load_run(out, spec, device, args.arch)
+            model, config, state = load_run(out, spec, device, args.arch, args.likelihood)
             config["test_subset"] = args.test_subset
         else:
             model, config, state = train_model(spec, args, data, device, amp, out, stop, say)
@@ -301,7 +311,7 @@ def run(spec, args, stop):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            record = results.evaluate_and_write(spec, model, data, config, state, staging, device, say,
+            record = write_results.evaluate_and_write(spec, model, data, config, state, staging, device, say,
                                                 run_began, model_from=out if args.plots_only else None,
                                                 lean=args.lean)
             swap_in(staging, out)
@@ -339,7 +349,7 @@ def main(spec, description=None, argv=None):
     args = build_parser(spec, description).parse_args(argv)
     spec = spec.with_latent(getattr(args, "latent_dim", spec.latent_dim))
     if args.out is None:
-        args.out = REPO_ROOT / spec.results_for(args.arch)
+        args.out = REPO_ROOT / spec.results_for(args.arch, args.likelihood)
     out = args.out.expanduser().absolute()
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop = _install_stop_handlers()

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 
 from . import exact
 from .checkpoints import CLASSIFIER_PATH, load_classifier
-from .losses import gaussian_kl, softplus_sum
+from .losses import gaussian_kl
 
 REFERENCE_STATS_PATH = Path(__file__).with_name("lenet_mnist_test_stats.npz")
 IWAE_K = 100
@@ -50,26 +49,17 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
 def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2000-row chunks, for speed
     """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
 
-    -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x); with k = 1 this is the
-    one-sample negative ELBO, and it tightens as k grows. ``per_image``: instead, per image (numpy),
-    the bound and the k-sample estimate of the negative ELBO (the mean of -log w over the same samples).
+    -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (``model.log_weights``); with
+    k = 1 this is the one-sample negative ELBO, and it tightens as k grows. ``per_image``: instead, per
+    image (numpy), the bound and the k-sample estimate of the negative ELBO (the mean of -log w over the
+    same samples).
     """
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    log_2pi = math.log(2 * math.pi)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     bounds, elbos = [], []
     for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
-        mu, logvar = model.posterior(xb)
-        eps = torch.randn((k, *mu.shape), generator=gen, device=x.device)
-        z = model.sample(mu, logvar, eps)
-        logits = model.decode(z)
-        # log p(x|z) = -BCE = x.l - softplus(l), summed over pixels: reconstruction_bce, faster
-        log_px = (logits * xb).sum(-1) - softplus_sum(logits)
-        log_pz = -0.5 * (z.pow(2) + log_2pi).sum(-1)
-        log_qz = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1)
-        log_w = log_px + log_pz - log_qz
+        log_w = model.log_weights(x[start:start + batch_size], k, gen)
         bound = -(torch.logsumexp(log_w, dim=0) - math.log(k)).double()
         total += bound.sum()
         if per_image:
@@ -105,16 +95,6 @@ def kl_per_dimension(model, x):
 def active_units(codes, threshold=0.01):
     """Burda et al. (2015): dimension j is active if Cov_x(E_q[z_j|x]) exceeds ``threshold``."""
     return int((np.var(codes, axis=0) > threshold).sum())
-
-
-def fit_code_density(train_codes, seed=0, components=10):
-    """Ex-post density estimate of an AE's codes (Ghosh et al., 2020): lets a plain AE generate.
-
-    EM stops once the mean log-likelihood gains less than 0.01 nats per code, not sklearn's 0.001:
-    far less time for a slightly lower test log-likelihood.
-    """
-    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, tol=1e-2,
-                           random_state=seed).fit(train_codes)
 
 
 @torch.no_grad()
@@ -180,36 +160,26 @@ def class_entropy(predictions, classes=10):
 
 
 @torch.no_grad()
-def generate(model, n, seed=0, density=None):
-    """``n`` generated images: decoded prior samples (VAE) or decoded GMM samples (AE)."""
-    device = next(model.parameters()).device
-    if model.kind == "vae":
-        gen = torch.Generator(device=device).manual_seed(seed)
-        z = torch.randn((n, model.latent_dim), generator=gen, device=device)
-    else:
-        # Sampled here rather than by density.sample(), which sorts samples by component and trips
-        # numpy's PSD check on float-rounded covariances.
-        rng = np.random.default_rng(seed)
-        comp = rng.choice(len(density.weights_), size=n, p=density.weights_)
-        chol = np.linalg.cholesky(density.covariances_)
-        eps = rng.standard_normal((n, density.means_.shape[1]))
-        z = density.means_[comp] + np.einsum("nij,nj->ni", chol[comp], eps)
-        z = torch.as_tensor(z, dtype=torch.float32, device=device)
-    return torch.sigmoid(model.decode(z))
+def generate(model, n, seed=0):
+    """``n`` generated images: codes from the model's prior (an autoencoder's is fitted after training), decoded."""
+    return model.image(model.sample_prior(n, seed))
 
 
+@torch.no_grad()
 def quality_metrics(model, data, test, train_codes, seed=0, lean=False):
     """Every metric after training; ``test`` is ``training.evaluate`` on the test set. ``lean`` (a
-    sweep's metrics-only run): the exact likelihood's error is not measured again.
+    sweep's metrics-only run): the exact likelihood's error is not measured again. Fits the model's prior
+    first where it has to be fitted (an autoencoder's).
 
-    Returns (metrics dict, extras for the figures: codes as numpy, the AE's GMM, generated images).
+    Returns (metrics dict, extras for the figures: codes as numpy, generated images, ...).
     """
     test_codes = test["codes"].cpu().numpy()
     y_train, y_test = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
     m = {"test_mse": test["mse"], "test_bce": test["bce"],
          "knn_accuracy": knn_accuracy(train_codes, y_train, test_codes, y_test)}
-    density = kl_dims = per_image = None
-    if model.kind == "vae":
+    model.fit_prior(train_codes, seed)
+    kl_dims = per_image = None
+    if model.variational:
         m["test_neg_elbo"], m["test_rec"], m["test_kl"] = test["loss"], test["rec"], test["kl"]
         iwae, elbo = iwae_bound(model, data.x_test, seed=seed, per_image=True)
         m["test_nll_iwae"], m["iwae_k"] = float(iwae.mean()), IWAE_K
@@ -219,19 +189,16 @@ def quality_metrics(model, data, test, train_codes, seed=0, lean=False):
         m["active_units"] = active_units(test_codes)
         kl_dims = kl_per_dimension(model, data.x_test)
     else:
-        density = fit_code_density(train_codes, seed)
-        m["gmm_test_loglik"] = float(density.score(test_codes))
-    samples = generate(model, GENERATED, seed, density)
+        m["gmm_test_loglik"] = float(model.code_density.score(test_codes))
+    samples = generate(model, GENERATED, seed)
     if CLASSIFIER_PATH.exists():
         net = load_classifier(data.x_test.device)
-        recon = torch.sigmoid(model.decode(test["codes"]))
-        recon_probs, _ = classify(net, recon)
+        recon_probs, _ = classify(net, model.image(test["codes"]))
         sample_probs, sample_feats = classify(net, samples)
         m["recon_accuracy"] = float((recon_probs.argmax(1) == y_test).mean())
         m["sample_confidence"] = float(sample_probs.max(1).mean())
         m["sample_class_entropy"] = class_entropy(sample_probs.argmax(1))
         m["fid_mnist"] = frechet_distance(feature_stats(sample_feats), reference_stats(net, data.x_test))
-    extras = {"test_codes": test_codes, "train_codes": train_codes, "density": density,
-              "samples": samples,
+    extras = {"test_codes": test_codes, "train_codes": train_codes, "samples": samples,
               "kl_per_dim": kl_dims, "per_image": per_image}
     return m, extras

@@ -5,20 +5,31 @@ pairs this repo trains (an MLP and a small convolutional one), and a LeNet that 
   dimensionality of data with neural networks"). The code layer is linear: the original scripts put a
   ReLU on it, which folds half of every axis onto zero and wastes most of a 2-D plane.
 - ``VAE``: Kingma & Welling, 2013, "Auto-Encoding Variational Bayes": diagonal Gaussian q(z|x),
-  N(0, I) prior, Bernoulli p(x|z) whose logits the decoder returns.
+  N(0, I) prior, and p(x|z) from the decoder's logits (``likelihoods``: Bernoulli by default).
 - ``mlp_pair`` (784-512-256-z, ReLU) and ``conv_pair`` (the small pair of the TensorFlow CVAE tutorial
   and keras.io's VAE example: two stride-2 3x3 convolutions of 32 and 64 channels and a dense layer to
   the latent, mirrored back with transposed convolutions).
 - ``LeNet``: LeCun et al., 1998, "Gradient-based learning applied to document recognition"
   (ReLU and max-pool variant); only used to judge reconstructions and samples.
 
-Encoders take and decoders return flat rows of 784 pixels (decoders return logits); anything that
-keeps to that trains, evaluates and checkpoints like the defaults.
+The interface every model keeps, and all that training, evaluation, figures, the page and checkpoints
+use (docs/models.md): ``loss(x, beta, generator)`` → (objective, reconstruction, KL); ``encode(x)``;
+``decode(z)`` → logits; ``image(z)``; ``log_likelihood(x, logits)``; ``fit_prior``, ``prior_mixture``,
+``sample_prior(n, seed)``; and where ``variational``: ``posterior(x)`` → (mu, logvar), ``sample``,
+``log_prior(z)``. Encoders take and decoders return flat rows of 784 pixels (decoders return logits);
+any pair that keeps to that trains, evaluates and checkpoints like the defaults.
 """
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
+from .likelihoods import PixelLikelihood
+from .losses import ae_loss, vae_loss
+
 IMAGE_PIXELS = 28 * 28
+LOG_2PI = math.log(2 * math.pi)
 ARCHS = ("mlp", "conv")
 ACTIVATION = nn.ReLU  # between layers of both pairs: try nn.LeakyReLU, nn.ELU, nn.Tanh, ...
 
@@ -66,45 +77,107 @@ def decode_rows(decoder, z):
     return decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
 
 
-class AutoEncoder(nn.Module):
-    kind = "ae"
+class LatentModel(nn.Module):
+    """What every model shares: an encoder, a decoder and the likelihood p(x|z) of its logits. Each
+    subclass adds its ``loss`` and its prior; everything outside this module uses only the interface
+    (docs/models.md)."""
+    name = label = None
+    code_size = 1       # numbers the encoder emits per latent dimension
+    variational = False  # True: q(z|x) is a distribution and p(z) a fixed prior (posterior, log_prior, a KL term)
 
-    def __init__(self, encoder, decoder, latent_dim):
+    def __init__(self, encoder, decoder, latent_dim, likelihood="bernoulli"):
         super().__init__()
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+        self.likelihood = PixelLikelihood(likelihood)
+
+    def decode(self, z):
+        """Pixel logits of codes of shape (..., latent_dim)."""
+        return decode_rows(self.decoder, z)
+
+    def log_likelihood(self, x, logits):
+        """log p(x|z) per image, in nats, for the decoder's ``logits`` of z: the one likelihood."""
+        return self.likelihood.log_prob(x, logits)
+
+    def image(self, z):
+        """E[x|z]: the picture a code decodes to."""
+        return self.likelihood.mean(self.decode(z))
+
+    @torch.no_grad()
+    def init_output_bias(self, x_train):
+        """Start the decoder at the mean training image: the bias of its last layer that has one is set to
+        the logit of each pixel's mean (784 biases, a Linear to the pixels) or of the mean pixel (one bias,
+        a convolution to one channel). The first epochs then learn digits instead of the background (as in
+        Burda et al.'s IWAE code). Returns False, leaving the decoder as built, for any other last layer."""
+        with_bias = [m for m in self.decoder.modules() if getattr(m, "bias", None) is not None]
+        if not with_bias:
+            return False
+        bias, p = with_bias[-1].bias, x_train.mean(0).clamp(1e-3, 1 - 1e-3)
+        if bias.numel() == p.numel():
+            bias.copy_(torch.logit(p).view_as(bias))
+        elif bias.numel() == 1:
+            bias.fill_(torch.logit(x_train.mean()).item())
+        else:
+            return False
+        return True
+
+
+class AutoEncoder(LatentModel):
+    """Deterministic encoder and decoder, trained on the reconstruction term alone. It has no prior: after
+    training, ``fit_prior`` fits one to its training codes, so it can generate."""
+    name, label = "ae", "AE"
+    code_density = None  # the prior fit_prior fits after training
 
     def encode(self, x):
         """The code; same signature as ``VAE.encode`` so metrics treat both alike."""
         return self.encoder(x)
 
-    def decode(self, z):
-        """Pixel logits of codes of shape (..., latent_dim); ``torch.sigmoid`` of them is the image."""
-        return decode_rows(self.decoder, z)
+    def loss(self, x, beta=1.0, generator=None):
+        """(objective, reconstruction, KL = 0) of a batch, batch means in nats per image: −log p(x|z) at
+        z = encode(x). ``beta`` and ``generator`` are the VAE's: an autoencoder has no KL and no noise."""
+        return ae_loss(self.decode(self.encode(x)), x, self.likelihood)
 
     def forward(self, x):
         z = self.encode(x)
         return self.decode(z), z
 
+    def fit_prior(self, train_codes, seed=0, components=10):
+        """A 10-component Gaussian mixture fitted to the training codes (numpy), the ex-post density of
+        Ghosh et al. (2020, "From variational to deterministic autoencoders"). EM stops once the mean
+        log-likelihood gains less than 0.01 nats per code, not sklearn's 0.001: far less time for a
+        slightly lower test log-likelihood."""
+        from sklearn.mixture import GaussianMixture  # here: slow to import, and only evaluation needs it
+        self.code_density = GaussianMixture(components, covariance_type="full", reg_covar=1e-4, tol=1e-2,
+                                            random_state=seed).fit(train_codes)
 
-class VAE(nn.Module):
-    kind = "vae"
+    def prior_mixture(self):
+        """The prior as a Gaussian mixture of numpy arrays (weights, means, Cholesky factors)."""
+        d = self.code_density
+        return d.weights_, d.means_, np.linalg.cholesky(d.covariances_)
 
-    def __init__(self, encoder, decoder, latent_dim):
-        """``encoder`` returns 2 x ``latent_dim`` numbers per image: the means, then the log-variances."""
-        super().__init__()
-        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+    def sample_prior(self, n, seed=0):
+        """``n`` codes from the fitted mixture. Drawn here rather than by sklearn's ``sample()``, which
+        sorts samples by component and trips numpy's PSD check on float-rounded covariances."""
+        weights, means, chol = self.prior_mixture()
+        rng = np.random.default_rng(seed)
+        comp = rng.choice(len(weights), size=n, p=weights)
+        z = means[comp] + np.einsum("nij,nj->ni", chol[comp], rng.standard_normal((n, means.shape[1])))
+        return torch.as_tensor(z, dtype=torch.float32, device=next(self.parameters()).device)
+
+
+class VAE(LatentModel):
+    """Kingma & Welling (2013): a diagonal Gaussian q(z|x), the prior N(0, I), the loss −ELBO (β·KL)."""
+    name, label = "vae", "VAE"
+    code_size = 2       # the encoder emits a mean and a log-variance per latent dimension
+    variational = True
+
+    def posterior(self, x):
+        """q(z|x) = N(mu, diag(exp(logvar))): the encoder's means, then its log-variances."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
 
     def encode(self, x):
         """Posterior mean: the deterministic code used for plots, kNN and reconstructions."""
         return self.posterior(x)[0]
-
-    def posterior(self, x):
-        # float32 even under bf16 autocast, so the latent and the KL stay precise
-        mu, logvar = self.encoder(x).float().chunk(2, dim=-1)
-        return mu, logvar
-
-    def decode(self, z):
-        return decode_rows(self.decoder, z)
 
     @staticmethod
     def sample(mu, logvar, eps=None):
@@ -114,9 +187,44 @@ class VAE(nn.Module):
             eps = torch.randn_like(mu)
         return mu + eps * torch.exp(0.5 * logvar)
 
+    def loss(self, x, beta=1.0, generator=None):
+        """(rec + β·KL, rec, KL) of a batch, batch means in nats per image, with one z ~ q(z|x) per image
+        (its noise from ``generator`` when given); with β = 1 the objective is the negative ELBO."""
+        mu, logvar = self.posterior(x)
+        eps = None if generator is None else torch.randn(mu.shape, generator=generator, device=mu.device)
+        return vae_loss(self.decode(self.sample(mu, logvar, eps)), x, mu, logvar, beta, self.likelihood)
+
     def forward(self, x):
         mu, logvar = self.posterior(x)
         return self.decode(self.sample(mu, logvar)), mu, logvar
+
+    @staticmethod
+    def log_prior(z):
+        """log N(z; 0, I), summed over the latent dimensions."""
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+    def log_weights(self, x, k, generator=None):
+        """log p(x|z) + log p(z) − log q(z|x) for ``k`` samples z ~ q(z|x) of each image, (k, len(x)):
+        their mean estimates the ELBO, the log of their mean exp is the IWAE bound (Burda et al., 2015).
+        log p(x|z) in the likelihood's fast form (millions of decoded images), equal to ``log_likelihood``."""
+        mu, logvar = self.posterior(x)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=x.device)
+        z = self.sample(mu, logvar, eps)
+        log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)  # N(z; mu, sigma²) at z = mu + sigma·eps
+        return self.likelihood.fast_log_prob(x, self.decode(z)) + self.log_prior(z) - log_qz
+
+    def fit_prior(self, train_codes, seed=0):
+        """Nothing to fit: the prior N(0, I) is fixed."""
+
+    def prior_mixture(self):
+        """N(0, I) as a one-component mixture (weights, means, Cholesky factors)."""
+        return np.ones(1), np.zeros((1, self.latent_dim)), np.eye(self.latent_dim)[None]
+
+    def sample_prior(self, n, seed=0):
+        """``n`` codes z ~ N(0, I), from their own seeded generator."""
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        return torch.randn((n, self.latent_dim), generator=gen, device=device)
 
 
 class LeNet(nn.Module):
@@ -144,16 +252,19 @@ class LeNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(kind, latent_dim, arch="mlp", hidden=(512, 256)):
-    """The ``kind`` ("ae" or "vae") over the ``arch`` ("mlp" or "conv") pair; a VAE's encoder emits a
-    mean and a log-variance per latent dimension."""
-    if kind not in ("ae", "vae"):
-        raise ValueError(f"unknown model kind {kind!r}")
-    code_size = 2 * latent_dim if kind == "vae" else latent_dim
+MODELS = {cls.name: cls for cls in (AutoEncoder, VAE)}
+
+
+def build_model(name, latent_dim, arch="mlp", hidden=(512, 256), likelihood="bernoulli"):
+    """The model ``name`` ("ae" or "vae", or a class of ``MODELS``) over the ``arch`` ("mlp" or "conv") pair."""
+    cls = MODELS.get(name) if isinstance(name, str) else name
+    if cls is None:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    code_size = cls.code_size * latent_dim
     if arch == "mlp":
         encoder, decoder = mlp_pair(code_size, latent_dim, hidden)
     elif arch == "conv":
         encoder, decoder = conv_pair(code_size, latent_dim)
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
-    return (VAE if kind == "vae" else AutoEncoder)(encoder, decoder, latent_dim)
+    return cls(encoder, decoder, latent_dim, likelihood)

@@ -1,9 +1,10 @@
 """Training and evaluation loops over tensors that already live on the device.
 
-One training step is the textbook one: the model's forward pass, its loss from ``losses``,
-``loss.backward()``, ``torch.optim.Adam``, then the learning-rate schedule's step. Batches are slices
-of one random permutation (no DataLoader, no per-sample Python work), and the loop never calls
-``.item()``: per-batch losses are summed on the device and read once per epoch.
+One training step is the textbook one: the model's loss of a batch (``model.loss``: its forward pass
+and its loss from ``losses``), ``loss.backward()``, ``torch.optim.Adam``, then the learning-rate
+schedule's step. Batches are slices of one random permutation (no DataLoader, no per-sample Python
+work), and the loop never calls ``.item()``: per-batch losses are summed on the device and read once
+per epoch.
 """
 import copy
 import math
@@ -15,26 +16,7 @@ import torch
 from tqdm import tqdm
 
 from . import UserError
-from .losses import ae_loss, vae_loss
-
-
-@torch.no_grad()
-def init_output_bias(model, x_train):
-    """Start the decoder at the mean training image: the bias of its last layer that has one is set to
-    the logit of each pixel's mean (784 biases, a Linear to the pixels) or of the mean pixel (one bias,
-    a convolution to one channel). The first epochs then learn digits instead of the background (as in
-    Burda et al.'s IWAE code). Returns False, leaving the decoder as built, for any other last layer."""
-    with_bias = [m for m in model.decoder.modules() if getattr(m, "bias", None) is not None]
-    if not with_bias:
-        return False
-    bias, p = with_bias[-1].bias, x_train.mean(0).clamp(1e-3, 1 - 1e-3)
-    if bias.numel() == p.numel():
-        bias.copy_(torch.logit(p).view_as(bias))
-    elif bias.numel() == 1:
-        bias.fill_(torch.logit(x_train.mean()).item())
-    else:
-        return False
-    return True
+from .precision import autocast
 
 
 def warmup_cosine(total_steps, warmup_steps):
@@ -59,16 +41,6 @@ def make_optimizer(model, lr, epochs, steps_per_epoch):
     return optimizer, scheduler
 
 
-def objective(model, x, beta=1.0):
-    """(rec + β·KL, rec, KL) of one batch, batch means in nats per image: the model's forward pass and
-    its loss from ``losses`` (the AE's has no KL)."""
-    if model.kind == "vae":
-        logits, mu, logvar = model(x)
-        return vae_loss(logits, x, mu, logvar, beta)
-    logits, _ = model(x)
-    return ae_loss(logits, x)
-
-
 class StopFlag:
     """Set from a signal handler; the batch loop looks at it between batches."""
     requested = False
@@ -86,8 +58,7 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     """One pass over ``x_train`` in random order, minimising rec + ``beta``·KL; returns the mean
     (−ELBO, rec, kl) per image (the true bound, whatever β is).
 
-    ``amp`` is None (float32) or the dtype ``torch.autocast`` runs the layers in (bfloat16); the
-    parameters, the latent, the losses and Adam stay float32 either way.
+    ``amp``: None (float32), or the dtype the layers run in where the hardware has it (``precision``).
     """
     model.train()
     n, device = x_train.shape[0], x_train.device
@@ -95,8 +66,8 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     totals = torch.zeros(3, device=device)
     for start in range(0, n, batch_size):
         xb = x_train.index_select(0, perm[start:start + batch_size])  # faster than x_train[idx]
-        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            loss, rec, kl = objective(model, xb, beta)
+        with autocast(model, amp):
+            loss, rec, kl = model.loss(xb, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -117,8 +88,8 @@ def evaluate(model, x, seed=0, batch_size=1000, amp=None):
     ``amp`` (None: float32) as in ``train_epoch``: the per-epoch monitoring runs in the training
     precision (faster); the final metrics always in float32.
 
-    Returns a dict: loss/rec/kl (nats per image; the VAE's with one z sample per image), mse and
-    bce of the deterministic reconstruction (decoded code or posterior mean), and ``codes``.
+    Returns a dict: loss/rec/kl (nats per image: the model's loss terms, a variational model's with one
+    z sample per image), mse and bce of the deterministic reconstruction (the decoded code), and ``codes``.
     """
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -126,23 +97,17 @@ def evaluate(model, x, seed=0, batch_size=1000, amp=None):
     codes = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            if model.kind == "vae":
-                mu, logvar = model.posterior(xb)
-                eps = torch.randn(mu.shape, generator=gen, device=x.device)
-                _, rec, kl = vae_loss(model.decode(model.sample(mu, logvar, eps)), xb, mu, logvar)
-            else:
-                mu = model.encode(xb).float()
-                rec = kl = torch.zeros((), device=x.device)
-            logits = model.decode(mu).float()
-        mse = (torch.sigmoid(logits) - xb).pow(2).mean(dim=1).sum()
-        _, bce, _ = ae_loss(logits, xb)
+        with autocast(model, amp):
+            code = model.encode(xb)
+            logits = model.decode(code)
+            bce = -model.log_likelihood(xb, logits).mean()
+            # an autoencoder's loss is this very reconstruction: no second pass for it
+            _, rec, kl = model.loss(xb, generator=gen) if model.variational else (bce, bce, torch.zeros_like(bce))
+        mse = (model.likelihood.mean(logits) - xb).pow(2).mean(dim=1).sum()
         m = xb.shape[0]
         sums += torch.stack((rec * m, kl * m, mse, bce * m)).double()
-        codes.append(mu)
+        codes.append(code)
     rec, kl, mse, bce = (sums / x.shape[0]).tolist()
-    if model.kind != "vae":
-        rec = bce
     return {"loss": rec + kl, "rec": rec, "kl": kl, "mse": mse, "bce": bce, "codes": torch.cat(codes)}
 
 
@@ -241,7 +206,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         scheduler.load_state_dict(state.scheduler)
         _set_rng_state(state.rng, device)
     else:
-        init_output_bias(model, data.x_train)
+        model.init_output_bias(data.x_train)
         state.frame_index = frame_index
         if frame_index is not None:
             state.code_frames.append(_frame(evaluate(model, data.x_test, seed, amp=amp)["codes"], frame_index))

@@ -1,5 +1,5 @@
 """A run's results: every metric on the full test set, every figure, metrics.json, model.pt and the
-page's data file, written into the staging folder that ``folders`` swaps in.
+page's data file, written into the staging folder that ``folder_swap`` swaps in.
 """
 import json
 import time
@@ -7,10 +7,10 @@ import time
 import numpy as np
 import torch
 
-from . import page
+from . import page_export
 from .checkpoints import copy_model, save_model
 from .data import first_test_images
-from .figures import write_all
+from .run_figures import write_all
 from .metrics import quality_metrics
 from .training import encode_all, evaluate
 
@@ -31,7 +31,7 @@ def evaluate_and_write(spec, model, data, config, state, staging, device, say=pr
     train_codes = encode_all(model, data.x_train).cpu().numpy()
     metrics, extras = quality_metrics(model, scored, test, train_codes, config["seed"], lean)
     extras["frame_labels"] = data.y_test.cpu().numpy()  # kept frames index the test set from its start
-    record = {"model": spec.kind, **{k: v for k, v in config.items() if k != "kind"},
+    record = {"model": config["kind"], **{k: v for k, v in config.items() if k != "kind"},
               "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
               "data_md5": data.md5,
               "train_seconds": round(state.train_seconds, 2), **metrics}
@@ -46,7 +46,7 @@ def evaluate_and_write(spec, model, data, config, state, staging, device, say=pr
             np.save(staging / TEST_CODES, extras["test_codes"].astype(np.float16))
     else:
         drawn = [name for name in timings if name.endswith((".png", ".gif")) and (staging / name).exists()]
-        page.write(staging / page.FILE, page.page_data(spec, model, data, record, extras, drawn))
+        page_export.write(staging / page_export.FILE, page_export.page_data(spec, model, data, record, extras, drawn))
         if model_from is None:
             save_model(staging, model, config, state)
         else:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from .animations import central_limits
+from .run_animations import central_limits
 from .metrics import TABLE_COLUMNS, table_cells
 from .training import encode_all
 
@@ -65,28 +65,38 @@ def packed(arrays, drop_bits=0):
             "data": base64.b64encode(data).decode()}
 
 
+ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU)  # what page/nn.js runs between Linear layers
+
+
 def runs_in_page(model):
-    """None if page/nn.js can run the model's encoder and decoder (Linear layers with ReLU between
-    them, as ``models.mlp`` builds by default), else one line saying why not."""
+    """None if page/nn.js can run the model's encoder and decoder (Linear layers with a ReLU or a LeakyReLU
+    between them, as ``models.mlp`` builds, and a Bernoulli decoder), else one line saying why not."""
+    if model.likelihood.name != "bernoulli":
+        return (f"the page decodes pixels as a Bernoulli's sigmoid(logit); this model's likelihood is "
+                f"{model.likelihood.name}, so the page shows its table row and figures only")
     for part in ("encoder", "decoder"):
         layers = list(getattr(model, part).children())
         kinds = [type(m) for m in layers]
-        expected = [torch.nn.Linear, torch.nn.ReLU] * (len(layers) // 2) + [torch.nn.Linear]
-        if kinds != expected:
-            names = ", ".join(dict.fromkeys(k.__name__ for k in kinds if k not in (torch.nn.Linear, torch.nn.ReLU)))
-            return (f"the page runs encoders and decoders of Linear layers with ReLU between them; this "
-                    f"model's {part} has {names or 'another order of layers'}, so the page shows its table row "
-                    f"and figures only")
+        acts = kinds[1::2]
+        expected = [torch.nn.Linear] * (len(layers) // 2 + 1)
+        if kinds[::2] != expected or len(layers) % 2 == 0 or not all(a in ACTIVATIONS for a in acts) \
+                or len(set(acts)) > 1:
+            names = ", ".join(dict.fromkeys(k.__name__ for k in kinds if k not in (torch.nn.Linear, *ACTIVATIONS)))
+            return (f"the page runs encoders and decoders of Linear layers with a ReLU or a LeakyReLU between "
+                    f"them; this model's {part} has {names or 'another order of layers'}, so the page shows its "
+                    f"table row and figures only")
     return None
 
 
 def mlp_weights(sequential, drop_bits):
-    """Layer sizes, then weight (out x in, row-major) and bias of every Linear layer, packed; ReLU
-    between layers (the page adds the decoder's sigmoid and splits the VAE encoder's mean/log-variance).
-    Only for models that ``runs_in_page``."""
+    """Layer sizes, the activation's slope below zero (0 for a ReLU), then weight (out x in, row-major)
+    and bias of every Linear layer, packed (the page adds the decoder's sigmoid and splits the VAE
+    encoder's mean/log-variance). Only for models that ``runs_in_page``."""
     layers = [m for m in sequential if isinstance(m, torch.nn.Linear)]
+    slope = next((float(getattr(m, "negative_slope", 0.0)) for m in sequential if isinstance(m, ACTIVATIONS)), 0.0)
     arrays = [t.detach().cpu().numpy() for m in layers for t in (m.weight, m.bias)]
-    return {"sizes": [layers[0].in_features] + [m.out_features for m in layers], "packed": packed(arrays, drop_bits)}
+    return {"sizes": [layers[0].in_features] + [m.out_features for m in layers], "slope": slope,
+            "packed": packed(arrays, drop_bits)}
 
 
 def classifier_weights(net):
@@ -95,9 +105,9 @@ def classifier_weights(net):
     return {"names": list(names), "packed": packed(arrays, DROP_BITS["classifier"])}
 
 
-def exact_view(spec):
-    """Whether the page offers the true posterior of this model (a VAE with a 2-D latent space)."""
-    return spec.kind == "vae" and spec.latent_dim == 2
+def exact_view(model):
+    """Whether the page offers the true posterior of this model (a variational one with a 2-D latent space)."""
+    return model.variational and model.latent_dim == 2
 
 
 def pool_index(n_test, seed=0):
@@ -105,10 +115,10 @@ def pool_index(n_test, seed=0):
     return np.sort(np.random.default_rng(seed).permutation(n_test)[:POOL])
 
 
-def scatter(pool_codes, kind):
+def scatter(pool_codes, model):
     """The pool's codes (float16) and the view the 2-D explorer opens on: the prior's ±3.5σ square
-    for the VAE, the central codes (as in the GIFs) for the AE."""
-    view = ((-3.5, 3.5), (-3.5, 3.5)) if kind == "vae" else central_limits(pool_codes)
+    for a model with the prior N(0, I), the central codes (as in the GIFs) for an autoencoder."""
+    view = ((-3.5, 3.5), (-3.5, 3.5)) if model.variational else central_limits(pool_codes)
     return {"codes": b64(pool_codes, "f2"), "view": [[float(a), float(b)] for a, b in view]}
 
 
@@ -120,12 +130,12 @@ def thumbs(model, x_test, labels):
             "codes": b64(encode_all(model, x_test[idx]).cpu().numpy(), "f4")}
 
 
-def directions(kind, train_codes, kl_per_dim):
-    """The sliders' directions: VAE, the dimensions with the largest KL, in units of the prior's σ;
-    AE, the top principal components of the training codes, in units of their standard deviation.
-    A slider shows (z − origin)·v / scale, so the two kinds share one rule in the page."""
+def directions(model, train_codes, kl_per_dim):
+    """The sliders' directions: a variational model, the dimensions with the largest KL, in units of the
+    prior's σ; an autoencoder, the top principal components of the training codes, in units of their
+    standard deviation. A slider shows (z − origin)·v / scale, so both share one rule in the page."""
     dim = train_codes.shape[1]
-    if kind == "vae":
+    if model.variational:
         top = np.argsort(kl_per_dim)[::-1][:DIRECTIONS]
         vectors = np.eye(dim)[top]
         return {"origin": [0.0] * dim, "vectors": b64(vectors, "f4"), "scale": [1.0] * len(top),
@@ -136,14 +146,10 @@ def directions(kind, train_codes, kl_per_dim):
             "names": [f"PC{i + 1} · {100 * r:.0f}%" for i, r in enumerate(pca.explained_variance_ratio_)]}
 
 
-def sampler(kind, dim, density):
-    """What "sample" draws from, as a Gaussian mixture (weights, means, Cholesky factors): the prior
-    N(0, I) for the VAE, the GMM fit on the training codes for the AE (the one the metrics use)."""
-    if kind == "vae":
-        weights, means, chol = np.ones(1), np.zeros((1, dim)), np.eye(dim)[None]
-    else:
-        weights, means = density.weights_, density.means_
-        chol = np.linalg.cholesky(density.covariances_)
+def sampler(model):
+    """What "sample" draws from: the model's prior as a Gaussian mixture (weights, means, Cholesky
+    factors): N(0, I) for a VAE, the GMM fit on the training codes for an autoencoder (as the metrics)."""
+    weights, means, chol = model.prior_mixture()
     return {"weights": weights.tolist(), "means": b64(means, "f4"), "chol": b64(chol, "f4")}
 
 
@@ -153,7 +159,8 @@ def page_data(spec, model, data, record, extras, figures):
     scored the run."""
     labels = data.y_test.cpu().numpy()
     out = {
-        "key": spec.key, "label": spec.label, "kind": spec.kind, "latent_dim": spec.latent_dim,
+        "key": spec.key, "label": spec.label, "kind": model.name, "variational": model.variational,
+        "exact_view": exact_view(model), "latent_dim": spec.latent_dim,
         "script": spec.script, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "run": {k: record.get(k) for k in ("arch", "epochs", "seed", "precision", "device", "torch_version",
                                            "train_subset", "test_subset", "plots_only")},
@@ -165,16 +172,16 @@ def page_data(spec, model, data, record, extras, figures):
     if out["unsupported"] is not None:
         return out
     out["encoder"] = mlp_weights(model.encoder, DROP_BITS["encoder"])
-    decoder = "exact decoder" if exact_view(spec) else "2-D decoder" if spec.latent_dim == 2 else "decoder"
+    decoder = "exact decoder" if exact_view(model) else "2-D decoder" if spec.latent_dim == 2 else "decoder"
     out["decoder"] = mlp_weights(model.decoder, DROP_BITS[decoder])
     pool_codes = encode_all(model, data.x_test[pool_index(len(labels))]).cpu().numpy()
     if spec.latent_dim == 2:
-        out["scatter"] = scatter(pool_codes, spec.kind)
+        out["scatter"] = scatter(pool_codes, model)
     else:
         out["pool_codes"] = packed([pool_codes], DROP_BITS["codes"])
         out["thumbs"] = thumbs(model, data.x_test, labels)
-        out["directions"] = directions(spec.kind, extras["train_codes"], extras["kl_per_dim"])
-        out["sampler"] = sampler(spec.kind, spec.latent_dim, extras["density"])
+        out["directions"] = directions(model, extras["train_codes"], extras["kl_per_dim"])
+        out["sampler"] = sampler(model)
     return out
 
 

@@ -15,7 +15,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from matplotlib.patches import Ellipse
 
-from . import animations, exact
+from . import exact, run_animations
 from .style import DIGIT_COLORS, legend_beside, prior_circles, scatter_codes
 
 DPI = 110
@@ -38,10 +38,11 @@ def image_grid(images, nrow, pad=2):
     return torch.nn.functional.pad(grid, (0, pad, 0, pad)).numpy()
 
 
-def loss_curve(history, kind, path):
+def loss_curve(history, model, path):
+    """The loss per epoch; for a variational model also its two terms, reconstruction and KL."""
     epochs = [h["epoch"] for h in history]
-    parts = [("train_loss", "test_loss", "−ELBO (nats/ảnh)" if kind == "vae" else "BCE (nats/ảnh)")]
-    if kind == "vae":
+    parts = [("train_loss", "test_loss", "−ELBO (nats/ảnh)" if model.variational else f"{model.likelihood.loss_name} (nats/ảnh)")]
+    if model.variational:
         parts += [("train_rec", "test_rec", "tái tạo / reconstruction (nats)"),
                   ("train_kl", "test_kl", "KL(q(z|x) ‖ p(z)) (nats)")]
     fig, axes = plt.subplots(1, len(parts), figsize=(4.2 * len(parts), 3.4), squeeze=False)
@@ -57,7 +58,7 @@ def loss_curve(history, kind, path):
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{kind.upper()}: loss per epoch", fontsize=11)
+    fig.suptitle(f"{model.label}: loss per epoch", fontsize=11)
     _save(fig, path)
 
 
@@ -65,7 +66,7 @@ def loss_curve(history, kind, path):
 def reconstructions(model, x_test, path, n=16):
     """Rows alternate: test digits, then their reconstructions."""
     x = x_test[:2 * n]
-    recon = torch.sigmoid(model.decode(model.encode(x)))
+    recon = model.image(model.encode(x))
     rows = torch.cat([x[:n], recon[:n], x[n:], recon[n:]]).cpu()
     fig, ax = plt.subplots(figsize=(n * 0.55, 4 * 0.6))
     ax.imshow(image_grid(rows, n), cmap="gray_r", vmin=0, vmax=1)
@@ -75,29 +76,29 @@ def reconstructions(model, x_test, path, n=16):
     _save(fig, path)
 
 
-def latent_space(codes, labels, path, kind, seed=0, tsne_points=1500):
+def latent_space(codes, labels, path, label, seed=0, tsne_points=1500):
     """2-D: the test codes themselves. More dimensions: a t-SNE map of a fixed subset of them."""
     fig, ax = plt.subplots(figsize=(6.2, 5.4))
     if codes.shape[1] == 2:
         scatter_codes(ax, codes, labels)
         ax.set_xlabel("z₁")
         ax.set_ylabel("z₂")
-        ax.set_title(f"{kind.upper()}: mã của 10 000 ảnh test / test codes", fontsize=10)
+        ax.set_title(f"{label}: mã của {len(codes):,} ảnh test / test codes".replace(",", " "), fontsize=10)
     else:
         idx = np.random.default_rng(seed).permutation(len(codes))[:tsne_points]
         emb = TSNE(2, init="pca", perplexity=30, max_iter=500, random_state=seed).fit_transform(codes[idx])
         scatter_codes(ax, emb, labels[idx], size=5, alpha=0.8)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{kind.upper()}: t-SNE của {tsne_points} mã test {codes.shape[1]}-D", fontsize=10)
+        ax.set_title(f"{label}: t-SNE của {tsne_points} mã test {codes.shape[1]}-D", fontsize=10)
     legend_beside(ax)
     _save(fig, path)
 
 
-def grid_coordinates(kind, codes, n=20):
-    """Where to decode a grid: standard-normal quantiles for the VAE (Kingma & Welling, fig. 4);
-    the 1st-99th percentile box of the test codes for the AE, whose codes have no prior."""
-    if kind == "vae":
+def grid_coordinates(model, codes, n=20):
+    """Where to decode a grid: for a model with the prior N(0, I), its quantiles (Kingma & Welling, fig. 4);
+    for an autoencoder, whose codes have no prior of their own, the 1st-99th percentile box of the test codes."""
+    if model.variational:
         xs = ys = norm.ppf(np.linspace(0.03, 0.97, n))
     else:
         lo, hi = np.percentile(codes, [1, 99], axis=0)
@@ -107,11 +108,11 @@ def grid_coordinates(kind, codes, n=20):
 
 @torch.no_grad()
 def latent_grid(model, codes, path, n=20):
-    xs, ys = grid_coordinates(model.kind, codes, n)
+    xs, ys = grid_coordinates(model, codes, n)
     gx, gy = np.meshgrid(xs, ys[::-1])  # top row = largest z2, like a plot's y axis
     z = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32,
                      device=next(model.parameters()).device)
-    grid = image_grid(torch.sigmoid(model.decode(z)), n, pad=0)
+    grid = image_grid(model.image(z), n, pad=0)
     fig, ax = plt.subplots(figsize=(7, 7))
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
     ticks = np.arange(n) * 28 + 14
@@ -119,8 +120,8 @@ def latent_grid(model, codes, path, n=20):
     ax.set_yticks(ticks[::3], [f"{v:.2g}" for v in ys[::-1][::3]])
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
-    where = "ở các phân vị của N(0, 1)" if model.kind == "vae" else "trên vùng chứa mã test (phân vị 1–99%)"
-    ax.set_title(f"{model.kind.upper()}: giải mã lưới {n}×{n} {where}", fontsize=10)
+    where = "ở các phân vị của N(0, 1)" if model.variational else "trên vùng chứa mã test (phân vị 1–99%)"
+    ax.set_title(f"{model.label}: giải mã lưới {n}×{n} {where}", fontsize=10)
     _save(fig, path)
 
 
@@ -135,7 +136,7 @@ def classified_plane(model, train_codes, y_train, path, seed=0, n_samples=400):
     regions = knn.predict(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gx.shape)
     z = np.random.default_rng(seed).standard_normal((n_samples, 2)).astype(np.float32)
     pred = knn.predict(z)
-    images = torch.sigmoid(model.decode(torch.from_numpy(z).to(next(model.parameters()).device)))[:64]
+    images = model.image(torch.from_numpy(z).to(next(model.parameters()).device))[:64]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [1.15, 1]})
     ax.imshow(regions, origin="lower", extent=(-lim, lim, -lim, lim), cmap=DIGIT_COLORS, vmin=-0.5,
               vmax=9.5, alpha=0.35, interpolation="nearest")
@@ -168,7 +169,7 @@ def samples(images, path, title):
     _save(fig, path)
 
 
-def latent_pca(codes, labels, path, kind, seed=0):
+def latent_pca(codes, labels, path, label, seed=0):
     pca = PCA(2, random_state=seed).fit(codes)
     emb = pca.transform(codes)
     ev = pca.explained_variance_ratio_ * 100
@@ -176,7 +177,7 @@ def latent_pca(codes, labels, path, kind, seed=0):
     scatter_codes(ax, emb, labels, size=3)
     ax.set_xlabel(f"PC1 ({ev[0]:.1f}% phương sai)")
     ax.set_ylabel(f"PC2 ({ev[1]:.1f}% phương sai)")
-    ax.set_title(f"{kind.upper()}: PCA của mã test {codes.shape[1]}-D", fontsize=10)
+    ax.set_title(f"{label}: PCA của mã test {codes.shape[1]}-D", fontsize=10)
     legend_beside(ax)
     _save(fig, path)
 
@@ -221,7 +222,7 @@ def true_posterior(model, x_test, labels, per_image, path):
             ax.set_title(f"{'lớn nhất' if col < 4 else 'điển hình'} · số {labels[i]}\n"
                          f"khoảng cách {gap[i]:.1f} nats", fontsize=9)
             ax.tick_params(labelsize=7)
-            recon = torch.sigmoid(model.decode(torch.tensor(np.stack([mu, top]), dtype=torch.float32))).cpu().numpy()
+            recon = model.image(torch.tensor(np.stack([mu, top]), dtype=torch.float32)).cpu().numpy()
             strip = np.concatenate([x.cpu().numpy().reshape(28, 28), np.zeros((28, 2)), recon[0].reshape(28, 28),
                                     np.zeros((28, 2)), recon[1].reshape(28, 28)], 1)
             ax = fig.add_subplot(grid[1, col])
@@ -249,35 +250,34 @@ def posterior_gif(state, labels, path, say=print):
     if not state.code_frames:
         say("posterior_evolution.gif skipped: no per-epoch codes saved with this checkpoint")
         return
-    animations.posterior_evolution(state.code_frames, labels[state.frame_index.numpy()], path)
+    run_animations.posterior_evolution(state.code_frames, labels[state.frame_index.numpy()], path)
 
 
 def write_all(spec, model, data, state, extras, out, seed, say=print):
     """Write the common figures and the spec's extras into ``out``; return seconds per file."""
     codes, labels = extras["test_codes"], data.y_test.cpu().numpy()
     y_train = data.y_train.cpu().numpy()
-    kind = spec.kind
     jobs = {
-        "loss_curve.png": lambda p: loss_curve(state.history, kind, p),
+        "loss_curve.png": lambda p: loss_curve(state.history, model, p),
         "reconstructions.png": lambda p: reconstructions(model, data.x_test, p),
-        "latent_space.png": lambda p: latent_space(codes, labels, p, kind, seed),
+        "latent_space.png": lambda p: latent_space(codes, labels, p, model.label, seed),
     }
     extra = {
         "sampling_gifs": {
-            "sampling_1.gif": lambda p: animations.ae_loop(model, codes, labels, p),
-            "sampling_2.gif": lambda p: animations.ae_cluster_tour(model, codes, labels, p),
+            "sampling_1.gif": lambda p: run_animations.ae_loop(model, codes, labels, p),
+            "sampling_2.gif": lambda p: run_animations.ae_cluster_tour(model, codes, labels, p),
         },
         "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
-        "vae_latent_walk": {"vae_latent_walk.gif": lambda p: animations.vae_prior_walk(model, codes, labels, p)},
+        "vae_latent_walk": {"vae_latent_walk.gif": lambda p: run_animations.vae_prior_walk(model, codes, labels, p)},
         "posterior_evolution": {"posterior_evolution.gif": lambda p: posterior_gif(state, extras["frame_labels"], p, say)},
         "classified_plane": {
             "latent_space_classified_random_samples.png":
                 lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed)},
-        "latent_walk": {"latent_walk.gif": lambda p: animations.pair_walk(model, data.x_test, labels, p)},
+        "latent_walk": {"latent_walk.gif": lambda p: run_animations.pair_walk(model, data.x_test, labels, p)},
         "samples": {"samples.png": lambda p: samples(
-            extras["samples"], p, "64 mẫu từ prior N(0, I)" if kind == "vae" else
+            extras["samples"], p, "64 mẫu từ prior N(0, I)" if model.variational else
             "64 mẫu: GMM 10 thành phần trên mã huấn luyện (Ghosh et al., 2020)")},
-        "latent_pca": {"latent_pca.png": lambda p: latent_pca(codes, labels, p, kind, seed)},
+        "latent_pca": {"latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed)},
         "kl_per_dim": {"kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p)},
         "true_posterior": {"true_posterior.png": lambda p: true_posterior(
             model, data.x_test, labels, extras["per_image"], p)},

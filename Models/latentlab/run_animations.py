@@ -96,7 +96,7 @@ def resample_closed(points, n):
 def decode_np(model, z):
     device = next(model.parameters()).device
     zt = torch.as_tensor(np.asarray(z), dtype=torch.float32, device=device)
-    return torch.sigmoid(model.decode(zt)).cpu().numpy()
+    return model.image(zt).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- 2-D walks
@@ -247,7 +247,8 @@ def slerp(a, b, t):
 
 def pair_walk(model, x_test, labels, out, classes=(3, 8, 1, 7, 0, 5), per_pair=16):
     """Decoded interpolations through test digits of different classes, looping back to the start:
-    linear for the AE; spherical for the VAE, whose prior puts little mass near the origin."""
+    linear for an autoencoder; spherical for a model with the prior N(0, I), which puts little mass near
+    the origin."""
     idx = [int(np.flatnonzero(labels == c)[0]) for c in classes]
     with torch.no_grad():
         anchors = model.encode(x_test[idx]).cpu().numpy()
@@ -255,7 +256,7 @@ def pair_walk(model, x_test, labels, out, classes=(3, 8, 1, 7, 0, 5), per_pair=1
     path, pairs = [], []
     for i in range(len(idx)):
         a, b = anchors[i], anchors[(i + 1) % len(idx)]
-        path.append(slerp(a, b, t) if model.kind == "vae" else (1 - t)[:, None] * a + t[:, None] * b)
+        path.append(slerp(a, b, t) if model.variational else (1 - t)[:, None] * a + t[:, None] * b)
         pairs += [(i, (i + 1) % len(idx))] * per_pair
     tiles = digit_tiles(decode_np(model, np.vstack(path)))
     originals = digit_tiles(x_test[idx].cpu().numpy(), 84)

@@ -33,17 +33,19 @@ from .models import ARCHS
 from .registry import specs
 
 SWEEPS_DIR = REPO_ROOT / "sweeps"
-PRESETS = {  # name -> what it runs (models: every model of the registry, or of one kind); script defaults otherwise
-    "seeds": {"kind": None, "seeds": [0, 1, 2, 3, 4], "betas": [None]},
-    "beta": {"kind": "vae", "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
+# name -> what it runs (models: every model of the registry, or with "variational", those that have a KL to
+# weigh); script defaults otherwise
+PRESETS = {
+    "seeds": {"seeds": [0, 1, 2, 3, 4], "betas": [None]},
+    "beta": {"variational": True, "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
     # both pairs at one budget of 10 epochs: a conv epoch costs several MLP epochs on CPU
-    "arch": {"kind": None, "seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
+    "arch": {"seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
     # the 32-D scripts (any code size; AE 15 epochs, VAE 30, as their defaults) at six code sizes
     "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64]},
 }
 # metrics.json keys that are settings, not measurements: not summarised
 SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "test_subset", "beta", "threads", "iwae_k",
-            "arch"}
+            "arch", "likelihood"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Run:
 
     @property
     def name(self):
-        model = self.key if self.latent is None else f"{specs()[self.key].kind}{self.latent}"  # "vae8"
+        model = self.key if self.latent is None else f"{specs()[self.key].model.name}{self.latent}"  # "vae8"
         arch = "" if self.arch is None else f"_{self.arch}"
         return model + arch + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
 
@@ -82,8 +84,9 @@ class Run:
 
 def definition(name, models=None, seeds=None, betas=None, args=None, archs=None, latents=None):
     """The sweep's settings: a preset's, with any part given replacing it."""
-    base = PRESETS.get(name, {"kind": None, "seeds": [0], "betas": [None]})
-    preset_models = base.get("models") or [k for k, spec in specs().items() if base["kind"] in (None, spec.kind)]
+    base = PRESETS.get(name, {"seeds": [0], "betas": [None]})
+    preset_models = base.get("models") or [k for k, spec in specs().items()
+                                           if spec.model.variational or not base.get("variational")]
     d = {"models": list(models or preset_models), "seeds": list(seeds if seeds is not None else base["seeds"]),
          "betas": list(betas or base["betas"]), "args": list(args if args is not None else base.get("args", []))}
     archs = list(archs or base.get("archs", [None]))
@@ -116,7 +119,7 @@ def plan(name, d, root=SWEEPS_DIR):
                         f"choose another name or delete that folder")
     runs = []
     for key in d["models"]:
-        betas = d["betas"] if specs()[key].kind == "vae" else [None]  # an AE has no KL term to weigh
+        betas = d["betas"] if specs()[key].model.variational else [None]  # an AE has no KL term to weigh
         for latent in d.get("latents", [None]):
             for arch in d.get("archs", [None]):
                 for beta in betas:
@@ -127,7 +130,7 @@ def plan(name, d, root=SWEEPS_DIR):
 def twin(run, threads):
     """A finished run of another sweep beside this one with the very same command line and threads
     (β = 1 of a β sweep is the seeds sweep's VAE run), or None: copying it saves a training."""
-    beta = run.beta if run.beta is not None or specs()[run.key].kind != "vae" else 1.0
+    beta = run.beta if run.beta is not None or not specs()[run.key].model.variational else 1.0
     for sweep_json in sorted(run.folder.parent.glob("*/sweep.json")):
         if sweep_json.parent == run.folder or json.loads(sweep_json.read_text())["args"] != list(run.args):
             continue
@@ -199,7 +202,7 @@ class ScriptJob:
         return submitit.helpers.DelayedSubmission(ScriptJob(self.run, self.threads))
 
 
-def make_executor(kind, logs, jobs=1, **slurm):
+def make_executor(where, logs, jobs=1, **slurm):
     """A submitit executor whose jobs log into ``logs``: "local" runs them as processes of this machine
     (``jobs`` at once, see ``run_all``), "slurm" submits them to the cluster that SLURM_CONF and the
     usual environment name, with ``slurm`` as sbatch settings (partition, time in minutes,
@@ -208,12 +211,12 @@ def make_executor(kind, logs, jobs=1, **slurm):
     models = str(REPO_ROOT / "Models")
     if models not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (models, os.environ.get("PYTHONPATH")) if p)
-    if kind == "local":
+    if where == "local":
         executor = submitit.LocalExecutor(folder=logs)
         executor.update_parameters(timeout_min=slurm.get("time") or 24 * 60)
         return executor, jobs
-    if kind != "slurm":
-        raise UserError(f"unknown executor {kind!r}; choose local or slurm")
+    if where != "slurm":
+        raise UserError(f"unknown executor {where!r}; choose local or slurm")
     executor = submitit.SlurmExecutor(folder=logs)
     settings = {k: v for k, v in slurm.items() if v is not None}
     executor.update_parameters(signal_delay_s=120, job_name="latentlab", **settings)

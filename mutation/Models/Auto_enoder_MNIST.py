@@ -1,1 +1,0 @@
-../../Models/Auto_enoder_MNIST.py

@@ -1,1 +1,0 @@
-../../Models/Variational_AutoEncoder.py

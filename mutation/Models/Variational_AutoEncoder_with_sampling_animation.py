@@ -1,1 +1,0 @@
-../../Models/Variational_AutoEncoder_with_sampling_animation.py

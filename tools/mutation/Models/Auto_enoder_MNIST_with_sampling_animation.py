@@ -1,0 +1,1 @@
+../../../Models/Auto_enoder_MNIST_with_sampling_animation.py

@@ -1,0 +1,1 @@
+../../../Models/Variational_AutoEncoder.py

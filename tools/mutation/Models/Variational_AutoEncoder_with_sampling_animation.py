@@ -1,0 +1,1 @@
+../../../Models/Variational_AutoEncoder_with_sampling_animation.py
