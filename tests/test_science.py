@@ -147,6 +147,22 @@ def border_case(trained_2d):
     return reshaped(model, shift=shift), candidates[inside[:10] + [far] + inside[10:]]
 
 
+@pytest.mark.slow  # the range search, the quadrature and a dense grid
+def test_the_grid_widens_to_reach_posteriors_far_from_the_origin(trained_2d):
+    """A decoder that puts every posterior near z1 = 15, as a continuous Bernoulli's thousands of nats of
+    log-likelihood can: grid_range widens the grid until its outermost ring holds no posterior mass, and
+    the quadrature there equals a plain dense grid around z1 = 15; the unshifted model keeps [-6, 6]^2."""
+    model, x = trained_2d
+    far, x = reshaped(model, shift=15.0), x[:20]
+    assert exact.grid_range(model, x) == exact.HALF_RANGE
+    half_range = exact.grid_range(far, x)
+    assert half_range > 15
+    got = exact.exact_log_px(far, x, half_range=half_range)
+    plain = plain_grid_log_px(far, x, half_range=6.0, z1_reach=(-6.0, 24.0))
+    assert np.abs(got - plain).max() < 0.01
+    assert exact.exact_log_px(far, x).mean() < got.mean() - 50   # the default grid misses them
+
+
 @pytest.mark.slow  # quadratures on three grids
 def test_the_error_bound_sums_again_only_the_images_that_reach_the_wider_grids_border(border_case, monkeypatch):
     """error_bound's range check equals summing every image on the wider grid, and sums again only
@@ -249,10 +265,12 @@ def test_the_vae_code_is_the_posterior_mean():
     assert torch.equal(model.encode(x), mu) and not torch.equal(mu, logvar)
 
 
-def plain_grid_log_px(model, x, step=0.02, half_range=4.5):
-    """-log p(x) the simplest way, independent of exact.py: one dense midpoint grid, no refinement."""
+def plain_grid_log_px(model, x, step=0.02, half_range=4.5, z1_reach=None):
+    """-log p(x) the simplest way, independent of exact.py: one dense midpoint grid, no refinement
+    (along z1 over ``z1_reach`` = (low, high) instead, where given)."""
     c = -half_range + (torch.arange(int(round(2 * half_range / step))) + 0.5) * step
-    z = torch.cartesian_prod(c, c)
+    lo, hi = z1_reach or (-half_range, half_range)
+    z = torch.cartesian_prod(lo + (torch.arange(int(round((hi - lo) / step))) + 0.5) * step, c)
     with torch.no_grad():
         logits = model.decode(z)
         rest = -torch.nn.functional.softplus(logits).sum(-1) - 0.5 * (z.pow(2).sum(-1) + 2 * math.log(2 * math.pi))

@@ -22,10 +22,13 @@ import torch.nn.functional as F
 
 STEP = 0.02        # fine grid step
 CELL = 5           # fine points per coarse cell side: coarse step 0.1
-HALF_RANGE = 6.0   # the grid covers [-6, 6]^2: the prior's mass outside is < 4e-9
+HALF_RANGE = 6.0   # the grid covers [-6, 6]^2: the prior's mass outside is < 4e-9 ...
+RANGES = (6.0, 12.0, 18.0, 24.0, 32.0)  # ... unless the likelihood pulls posteriors beyond it (grid_range)
+RING_SHARE = 1e-3  # mean share of the posterior mass on the grid's outermost ring that widens the grid
 MARGIN = 15.0      # nats below an image's best coarse cell that still get refined (a peak 0.02 wide
                    # can hide up to ~6 nats between coarse centres; cells 9 nats below hold < 1e-4)
 CHUNK = 2048       # points decoded at once: their logits stay in the CPU's cache
+ENTRIES = 2 ** 24  # image-point pairs of the coarse grid scored at once (64 MiB of float32)
 
 
 def decoded(model, z):
@@ -77,14 +80,38 @@ def selected_cells(coarse, n, margin=MARGIN):
     return grown.view(len(coarse), -1)
 
 
+def _image_chunks(x, points):
+    """Slices of ``x`` whose log joints with ``points`` grid points fit in ``ENTRIES``."""
+    size = max(1, min(1000, ENTRIES // points))
+    return [x[i:i + size] for i in range(0, len(x), size)]
+
+
 @torch.no_grad()
 def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN):
     """(boolean (images, n, n): each image's ``selected_cells`` of the coarse grid, and n)."""
     centres, n = coarse_centres(step, cell, half_range)
     grid = decoded(model, centres.to(x.device))
-    chosen = torch.cat([selected_cells(log_joint(model, x[i:i + 1000], None, grid), n, margin)
-                        for i in range(0, len(x), 1000)])
+    chosen = torch.cat([selected_cells(log_joint(model, xb, None, grid), n, margin)
+                        for xb in _image_chunks(x, len(centres))])
     return chosen.view(len(x), n, n), n
+
+
+@torch.no_grad()
+def grid_range(model, x, ranges=RANGES, share=RING_SHARE):
+    """The first half-range of ``ranges`` on whose coarse grid the outermost ring of cells holds less than
+    ``share`` of the images' posterior mass, on average: a posterior beyond the border piles its mass onto
+    the ring. The prior keeps a Bernoulli decoder's posteriors within [-6, 6]^2; a continuous Bernoulli's
+    log-likelihoods of thousands of nats pull them out to |z| ≈ 25 (docs/exact-likelihood.md)."""
+    for half_range in ranges:
+        centres, n = coarse_centres(half_range=half_range)
+        grid = decoded(model, centres.to(x.device))
+        ring = torch.ones(n, n, dtype=torch.bool, device=x.device)
+        ring[1:-1, 1:-1] = False
+        shares = [torch.exp(torch.logsumexp(lj[:, ring.flatten()], 1) - torch.logsumexp(lj, 1))
+                  for lj in (log_joint(model, xb, None, grid) for xb in _image_chunks(x, len(centres)))]
+        if float(torch.cat(shares).mean()) < share:
+            return half_range
+    return ranges[-1]
 
 
 @torch.no_grad()
@@ -161,14 +188,14 @@ def posterior_grid(model, x, centre, width, points=161):
 
 
 @torch.no_grad()
-def mode(model, x, grid=None):
+def mode(model, x, grid=None, half_range=HALF_RANGE):
     """The true posterior's mode of one image: the best point of the fine grid of its chosen cells,
     refined on a 21 x 21 grid a tenth of the step apart around it. ``grid``: ``decoded`` of the coarse
     centres, to share between images."""
-    centres, n = coarse_centres()
+    centres, n = coarse_centres(half_range=half_range)
     coarse = log_joint(model, x[None], centres.to(x.device), grid)
     cells = torch.nonzero(selected_cells(coarse, n)[0]).squeeze(1)
-    pts = fine_points(cells, n)
+    pts = fine_points(cells, n, half_range=half_range)
     top = pts[int(log_joint(model, x[None], pts.to(x.device))[0].argmax())]
     offsets = (torch.arange(21) - 10) * STEP / 10
     local = top + torch.cartesian_prod(offsets, offsets)

@@ -75,14 +75,15 @@ def exact_metrics(model, x, iwae, elbo, measure_error=True):
     images, and the two gaps to the per-image bounds ``iwae`` and ``elbo`` (``iwae_bound(per_image=True)``);
     returns (metrics, per-image arrays for the figures). ``measure_error``: False skips the error
     measurement, as sweeps' metrics-only runs do."""
-    nll = -exact.exact_log_px(model, x)
+    half_range = exact.grid_range(model, x)
+    nll = -exact.exact_log_px(model, x, half_range=half_range)
     m = {"test_nll_exact": float(nll.mean()),
-         "nll_exact_grid": {"step": exact.STEP, "range": exact.HALF_RANGE},
+         "nll_exact_grid": {"step": exact.STEP, "range": half_range},
          # Cremer, Li & Duvenaud (2018): -ELBO - log p(x) is the mean KL(q(z|x) || p(z|x))
          "test_inference_gap": float((elbo - nll).mean()), "test_iwae_gap": float((iwae - nll).mean())}
     if measure_error:
-        m["nll_exact_error"] = max(exact.error_bound(model, x[:500], base=-nll[:500]))
-    return m, {"nll": nll, "elbo": elbo, "iwae": iwae}
+        m["nll_exact_error"] = max(exact.error_bound(model, x[:500], half_range=half_range, base=-nll[:500]))
+    return m, {"nll": nll, "elbo": elbo, "iwae": iwae, "half_range": half_range}
 
 
 @torch.no_grad()

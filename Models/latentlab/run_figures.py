@@ -203,11 +203,12 @@ def true_posterior(model, x_test, labels, per_image, path):
     fig = plt.figure(figsize=(17, 7.4))
     grid = fig.add_gridspec(3, 8, height_ratios=[2.6, 0.75, 2.0], hspace=0.35, wspace=0.3)
     with torch.no_grad():
-        coarse = exact.decoded(model, exact.coarse_centres()[0].to(x_test.device))  # shared by the 8 digits
+        half_range = per_image["half_range"]
+        coarse = exact.decoded(model, exact.coarse_centres(half_range=half_range)[0].to(x_test.device))  # 8 digits
         for col, i in enumerate(chosen):
             x = x_test[i]
             mu, logvar = (t[0].cpu().numpy() for t in model.posterior(x[None]))
-            sigma, top = np.exp(0.5 * logvar), exact.mode(model, x, coarse)
+            sigma, top = np.exp(0.5 * logvar), exact.mode(model, x, coarse, half_range)
             width = max(8 * sigma.max(), 2.5 * np.abs(mu - top).max(), 0.25)
             dens, a, b, log_px = exact.posterior_grid(model, x, (mu + top) / 2, width)
             ax = fig.add_subplot(grid[0, col])
