@@ -365,14 +365,15 @@ def test_the_page_runs_a_leaky_relu_network_like_torch(site_page, test_digits, m
         return xs.map((x) => { const q = e.encode(Float32Array.from(x));
                                return [Array.from(q.mean), Array.from(q.logvar), Array.from(d.decode(q.mean))]; });
       }""", [enc, dec, x.tolist()])
-    assert np.abs(np.array([g[0] for g in got]) - mu.numpy()).max() < 0.01   # float16 weights
+    js_error = np.abs(np.array([g[0] for g in got]) - mu.numpy()).max()
+    assert js_error < 0.01   # float16 weights
     assert np.abs(np.array([g[1] for g in got]) - logvar.numpy()).max() < 0.01
     assert np.abs(np.array([g[2] for g in got]) - images.numpy()).max() < 0.01
     monkeypatch.setattr(models, "ACTIVATION", torch.nn.ReLU)   # the same weights through ReLUs: far off
     relu = models.build_model("vae", 4, hidden=(64, 32))
     relu.load_state_dict(model.state_dict())
     with torch.no_grad():
-        assert (relu.posterior(x)[0] - mu).abs().max() > 0.05
+        assert float((relu.posterior(x)[0] - mu).abs().max()) > 5 * js_error
 
 
 def test_the_page_classifies_like_torch(site_page, test_digits):
