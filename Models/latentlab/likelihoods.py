@@ -18,7 +18,7 @@ images (x·l is then one matrix product): tests/test_likelihoods.py locks the tw
 """
 import torch
 import torch.nn.functional as F
-from torch.distributions import Bernoulli, ContinuousBernoulli, Independent
+from torch.distributions import Bernoulli, ContinuousBernoulli
 
 
 
@@ -77,18 +77,18 @@ class PixelLikelihood:
             raise ValueError(f"unknown likelihood {name!r}; choose from {', '.join(NAMES)}")
         self.name, self.loss_name = name, LOSS_NAMES[name]
 
-    def distribution(self, logits):
-        """The 784 pixels' joint distribution (``Independent``: log_prob sums over the pixels). Bernoulli
-        skips validation: its support is {0, 1}, and MNIST's grey levels are scored as soft targets."""
-        return Independent(PIXELS[self.name](logits=logits, validate_args=False), 1)
+    def pixels(self, logits):
+        """Each pixel's distribution given its logit. Bernoulli skips validation: its support is {0, 1}, and
+        MNIST's grey levels are scored as soft targets."""
+        return PIXELS[self.name](logits=logits, validate_args=False)
 
     def log_prob(self, x, logits):
-        """log p(x|z) per image, in nats."""
-        return self.distribution(logits).log_prob(x)
+        """log p(x|z) per image, in nats: the pixels are independent given z, so their log-probabilities add."""
+        return self.pixels(logits).log_prob(x).sum(-1)
 
     def mean(self, logits):
         """E[x|z]: the image a code decodes to."""
-        return self.distribution(logits).mean
+        return self.pixels(logits).mean
 
     def fast_log_prob(self, x, logits):
         """``log_prob`` for evaluation: x·l − ``log_normalizer(l)``, the same number to float rounding."""
