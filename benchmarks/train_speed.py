@@ -49,9 +49,9 @@ import inspect, json, math, sys, time
 import torch
 from latentlab import cli, data, models, registry, training
 
-device, root, images, jobs = json.loads(sys.argv[1])
+device, root, images, jobs, precision = json.loads(sys.argv[1])
 device = cli.pick_device(device)
-amp = cli.pick_precision("auto", device)
+amp = cli.pick_precision(precision, device)
 x = data.load_mnist(root, device).x_train
 if hasattr(training, "keep_freed_memory"):  # what the old fit() did first
     training.keep_freed_memory()
@@ -151,10 +151,10 @@ def worktree(rev):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def time_tree(tree, device, images, jobs):
+def time_tree(tree, device, images, jobs, precision="auto"):
     """Seconds of each (model key, arch) job's training pass over ``images`` images in ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree / "Models")}
-    argv = json.dumps([device, str(DEFAULT_DATA_ROOT), images, jobs])
+    argv = json.dumps([device, str(DEFAULT_DATA_ROOT), images, jobs, precision])
     done = subprocess.run([sys.executable, "-c", SNIPPET, argv], cwd=tree, env=env,
                           stdout=subprocess.PIPE, text=True)
     if done.returncode:
@@ -171,12 +171,12 @@ def section_baseline(device, amp, args):
     base, new = [], []
     if not has_revision(rev):
         print(f"no revision {rev} in this repository (a shallow clone?): this tree only")
-        new = [time_tree(REPO, args.device, images, ours) for _ in range(args.repeats)]
+        new = [time_tree(REPO, args.device, images, ours, args.precision) for _ in range(args.repeats)]
     else:
         with worktree(rev) as tree:
             for _ in range(args.repeats):
-                base.append(time_tree(tree, args.device, images, mlp))
-                new.append(time_tree(REPO, args.device, images, ours))
+                base.append(time_tree(tree, args.device, images, mlp, args.precision))
+                new.append(time_tree(REPO, args.device, images, ours, args.precision))
     scale = EPOCH_IMAGES / images
     base, new = ([statistics.median(s) * scale for s in zip(*side)] for side in (base, new))
     rows = []
@@ -254,6 +254,8 @@ def parse_args(argv=None):
     p = Parser(prog="train_speed.py", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="training precision of section 2's timings, as the scripts' flag (default: auto)")
     p.add_argument("--sections", type=section_list, default="1,2,3,4",
                    help="comma-separated sections to run (default: 1,2,3,4)")
     p.add_argument("--baseline", default="0ef2ea7", metavar="REV",
@@ -275,7 +277,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         device = pick_device(args.device)
-        amp = pick_precision("auto", device)
+        amp = pick_precision(args.precision, device)
         bf16 = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no bf16"
         gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
         load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
