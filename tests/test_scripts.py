@@ -7,18 +7,16 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from conftest import SCORED, SCRIPTS, TINY, read_metrics, run_script, without_timings
+from conftest import SCORED, SCRIPTS, SPECS, TINY, read_metrics, run_script, without_timings
+from latentlab.run_figures import COMMON as FIGURES_EVERY_SCRIPT_DRAWS
+from latentlab.run_figures import FIGURES
 
 pytestmark = pytest.mark.slow  # every test here reads a script's run or starts one
 
-COMMON = ["metrics.json", "model.pt", "page_data.js", "loss_curve.png", "reconstructions.png", "latent_space.png"]
-EXTRA = {
-    "ae2": ["latent_space_grid_sampling.png", "sampling_1.gif", "sampling_2.gif"],
-    "vae2": ["latent_space_grid_sampling.png", "latent_space_classified_random_samples.png",
-             "vae_latent_walk.gif", "posterior_evolution.gif", "posterior_frames.npy", "true_posterior.png"],
-    "ae32": ["latent_pca.png", "samples.png", "latent_walk.gif"],
-    "vae32": ["latent_pca.png", "samples.png", "latent_walk.gif", "kl_per_dim.png"],
-}
+COMMON = ["metrics.json", "model.pt", "page_data.js", *FIGURES_EVERY_SCRIPT_DRAWS]
+# what each script writes besides: its ModelSpec's figures (and the per-epoch codes of a posterior GIF)
+EXTRA = {key: [f for name in spec.figures for f in FIGURES[name]]
+         + (["posterior_frames.npy"] if "posterior_evolution" in spec.figures else []) for key, spec in SPECS.items()}
 METRICS = ["test_mse", "test_bce", "knn_accuracy", "recon_accuracy", "sample_confidence",
            "sample_class_entropy", "fid_mnist", "train_seconds"]
 VAE_METRICS = ["test_neg_elbo", "test_kl", "test_nll_iwae", "active_units"]
@@ -32,15 +30,15 @@ def test_every_file_exists_and_parses(tiny_runs, key):
         img = iio.imread(png)
         assert img.ndim == 3 and min(img.shape[:2]) > 100, png.name
     m = read_metrics(folder)
-    expected = METRICS + (VAE_METRICS if key.startswith("vae") else ["gmm_test_loglik"])
+    variational = SPECS[key].model.variational
+    expected = METRICS + (VAE_METRICS if variational else ["gmm_test_loglik"])
     for name in expected:
         assert math.isfinite(m[name]), name
-    assert (m["model"], m["latent_dim"]) == {"ae2": ("ae", 2), "vae2": ("vae", 2),
-                                             "ae32": ("ae", 32), "vae32": ("vae", 32)}[key]
+    assert (m["model"], m["latent_dim"]) == (SPECS[key].model.name, SPECS[key].latent_dim)
     assert len(m["history"]) == 2
     assert set(m["history"][0]) >= {"train_loss", "test_loss", "test_mse", "seconds"}
     assert 0 < m["test_mse"] < 0.2 and 0 <= m["knn_accuracy"] <= 1
-    if key.startswith("vae"):
+    if variational:
         assert m["test_nll_iwae"] <= m["test_neg_elbo"]
 
 

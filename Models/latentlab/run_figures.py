@@ -254,40 +254,47 @@ def posterior_gif(state, labels, path, say=print):
     run_animations.posterior_evolution(state.code_frames, labels[state.frame_index.numpy()], path)
 
 
+COMMON = ("loss_curve.png", "reconstructions.png", "latent_space.png")  # what every script draws
+FIGURES = {  # a script's ``figures`` (its ModelSpec) -> the files each draws besides COMMON
+    "sampling_gifs": ("sampling_1.gif", "sampling_2.gif"),
+    "latent_grid": ("latent_space_grid_sampling.png",),
+    "vae_latent_walk": ("vae_latent_walk.gif",),
+    "posterior_evolution": ("posterior_evolution.gif",),
+    "classified_plane": ("latent_space_classified_random_samples.png",),
+    "latent_walk": ("latent_walk.gif",),
+    "samples": ("samples.png",),
+    "latent_pca": ("latent_pca.png",),
+    "kl_per_dim": ("kl_per_dim.png",),
+    "true_posterior": ("true_posterior.png",),
+}
+
+
 def write_all(spec, model, data, state, extras, out, seed, say=print):
     """Write the common figures and the spec's extras into ``out``; return seconds per file."""
     codes, labels = extras["test_codes"], data.y_test.cpu().numpy()
     y_train = data.y_train.cpu().numpy()
-    jobs = {
+    draw = {
         "loss_curve.png": lambda p: loss_curve(state.history, model, p),
         "reconstructions.png": lambda p: reconstructions(model, data.x_test, p),
         "latent_space.png": lambda p: latent_space(codes, labels, p, model.label, seed),
-    }
-    extra = {
-        "sampling_gifs": {
-            "sampling_1.gif": lambda p: run_animations.ae_loop(model, codes, labels, p),
-            "sampling_2.gif": lambda p: run_animations.ae_cluster_tour(model, codes, labels, p),
-        },
-        "latent_grid": {"latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p)},
-        "vae_latent_walk": {"vae_latent_walk.gif": lambda p: run_animations.vae_prior_walk(model, codes, labels, p)},
-        "posterior_evolution": {"posterior_evolution.gif": lambda p: posterior_gif(state, extras["frame_labels"], p, say)},
-        "classified_plane": {
-            "latent_space_classified_random_samples.png":
-                lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed)},
-        "latent_walk": {"latent_walk.gif": lambda p: run_animations.pair_walk(model, data.x_test, labels, p)},
-        "samples": {"samples.png": lambda p: samples(
+        "sampling_1.gif": lambda p: run_animations.ae_loop(model, codes, labels, p),
+        "sampling_2.gif": lambda p: run_animations.ae_cluster_tour(model, codes, labels, p),
+        "latent_space_grid_sampling.png": lambda p: latent_grid(model, codes, p),
+        "vae_latent_walk.gif": lambda p: run_animations.vae_prior_walk(model, codes, labels, p),
+        "posterior_evolution.gif": lambda p: posterior_gif(state, extras["frame_labels"], p, say),
+        "latent_space_classified_random_samples.png":
+            lambda p: classified_plane(model, extras["train_codes"], y_train, p, seed),
+        "latent_walk.gif": lambda p: run_animations.pair_walk(model, data.x_test, labels, p),
+        "samples.png": lambda p: samples(
             extras["samples"], p, "64 mẫu từ prior N(0, I)" if model.variational else
-            "64 mẫu: GMM 10 thành phần trên mã huấn luyện (Ghosh et al., 2020)")},
-        "latent_pca": {"latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed)},
-        "kl_per_dim": {"kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p)},
-        "true_posterior": {"true_posterior.png": lambda p: true_posterior(
-            model, data.x_test, labels, extras["per_image"], p)},
+            "64 mẫu: GMM 10 thành phần trên mã huấn luyện (Ghosh et al., 2020)"),
+        "latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed),
+        "kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p),
+        "true_posterior.png": lambda p: true_posterior(model, data.x_test, labels, extras["per_image"], p),
     }
-    for name in spec.figures:
-        jobs.update(extra[name])
     timings = {}
-    for name, job in jobs.items():
+    for name in COMMON + tuple(f for key in spec.figures for f in FIGURES[key]):
         began = time.perf_counter()
-        job(out / name)
+        draw[name](out / name)
         timings[name] = round(time.perf_counter() - began, 2)
     return timings
