@@ -21,19 +21,6 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, ContinuousBernoulli
 
 
-
-def softplus_sum(logits, factors=16):
-    """``F.softplus(logits).sum(-1)``, faster on CPU: max(l, 0) − log sigmoid(|l|), the logs of ``factors``
-    values in [1/2, 1] taken as the log of their product (above 2^-16, so it cannot underflow), because
-    sigmoid is vectorised there where log1p is not (docs/performance.md)."""
-    sig = torch.sigmoid(logits.abs())
-    n = logits.shape[-1]
-    if n % factors:
-        factors = 1
-    products = sig.reshape(*logits.shape[:-1], factors, n // factors).prod(-2)
-    return logits.clamp_min(0).sum(-1) - products.log_().sum(-1)
-
-
 def _tanh_ratio(logits):
     """tanh(l/2) / l, which is 1/2 at l = 0 (Taylor there: a 0/0 would also poison the gradient)."""
     small = logits.abs() < 1e-2
@@ -58,10 +45,11 @@ class StableContinuousBernoulli(ContinuousBernoulli):
 
     @property
     def mean(self):
-        l = self.logits
-        small = l.abs() < 1e-2
-        safe = torch.where(small, torch.ones_like(l), l)
-        return torch.where(small, 0.5 + l / 12, -1 / torch.expm1(-safe) - 1 / safe)
+        """1 / (1 − e^−l) − 1/l, the derivative of A; 1/2 + l/12 near l = 0."""
+        logits = self.logits
+        small = logits.abs() < 1e-2
+        safe = torch.where(small, torch.ones_like(logits), logits)
+        return torch.where(small, 0.5 + logits / 12, -1 / torch.expm1(-safe) - 1 / safe)
 
 
 PIXELS = {"bernoulli": Bernoulli, "continuous-bernoulli": StableContinuousBernoulli}
@@ -102,3 +90,16 @@ class PixelLikelihood:
             total = total + torch.log(_tanh_ratio(logits)).sum(-1)
         return total
 
+
+# --------------------------------------------------------------------------- the fast form, evaluation only
+
+def softplus_sum(logits, factors=16):
+    """``F.softplus(logits).sum(-1)``, faster on CPU: max(l, 0) − log sigmoid(|l|), the logs of ``factors``
+    values in [1/2, 1] taken as the log of their product (above 2^-16, so it cannot underflow), because
+    sigmoid is vectorised there where log1p is not (docs/performance.md)."""
+    sig = torch.sigmoid(logits.abs())
+    n = logits.shape[-1]
+    if n % factors:
+        factors = 1
+    products = sig.reshape(*logits.shape[:-1], factors, n // factors).prod(-2)
+    return logits.clamp_min(0).sum(-1) - products.log_().sum(-1)
