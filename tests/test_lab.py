@@ -8,12 +8,14 @@ that a 5-NN classifier reads and a VAE that keeps to its prior; and that the sec
 import base64
 import json
 import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import REPO, Page
+from latentlab import models
 from latentlab.data import load_mnist
 from latentlab.losses import ae_loss, vae_loss
 from latentlab.metrics import knn_accuracy
@@ -51,9 +53,11 @@ def page(browser):
 
 
 def torch_model(kind, sizes, seed):
-    """The lab's network as the repo builds it: build_model's MLP pair with the lab's widths."""
+    """The lab's network as the repo builds it: build_model's MLP pair with the lab's widths, and ReLUs
+    between the layers, as page/lab_math.js differentiates them (whatever models.ACTIVATION says)."""
     torch.manual_seed(seed)
-    return build_model(kind, sizes[-1], "mlp", hidden=tuple(sizes[1:-1]))
+    with mock.patch.object(models, "ACTIVATION", torch.nn.ReLU):
+        return build_model(kind, sizes[-1], "mlp", hidden=tuple(sizes[1:-1]))
 
 
 def torch_loss(model, x, eps, beta):
