@@ -2,7 +2,8 @@
 
 Each script holds its ``SPEC`` (``cli.ModelSpec``); everything that goes over all models (the
 comparison table, the benchmark, the tests) reads them from here, so a fifth model is one new script
-and one line below.
+and one line below, plus its line in page/models.js for the page to load its results (a page opened
+from file:// cannot list folders; tests/test_page.py checks that the two lists agree).
 """
 import importlib
 
