@@ -114,14 +114,18 @@ def test_compare_models_rewrites_the_readme_table(tiny_runs, tmp_path):
 
 
 def test_beta_is_recorded_and_the_bounds_stay_true(tmp_path):
-    """A β-VAE run: metrics.json and model.pt record β; −ELBO is still rec + KL (β = 1 in the bound)."""
+    """A β-VAE run, with a KL warm-up over its first epoch: metrics.json and model.pt record β and the
+    warm-up; −ELBO is still rec + KL (β = 1 in the bound). An autoencoder has no KL to warm up."""
     import torch
     out = tmp_path / "beta"
-    r = run_script("vae2", *TINY, "--beta", "4", "--out", out)
+    r = run_script("vae2", *TINY, "--beta", "4", "--beta-warmup", "1", "--out", out)
     assert r.returncode == 0, r.stderr
     m = read_metrics(out)
-    assert m["beta"] == 4.0
-    assert torch.load(out / "model.pt", weights_only=True)["config"]["beta"] == 4.0
+    assert m["beta"] == 4.0 and m["beta_warmup"] == 1
+    config = torch.load(out / "model.pt", weights_only=True)["config"]
+    assert config["beta"] == 4.0 and config["beta_warmup"] == 1
+    r = run_script("ae2", "--beta-warmup", "1", "--out", tmp_path / "ae")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--beta-warmup" in r.stderr
     assert m["test_neg_elbo"] == pytest.approx(m["test_rec"] + m["test_kl"], rel=1e-9)
     h = m["history"][0]
     assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"], rel=1e-6)

@@ -279,3 +279,27 @@ def test_training_seconds_add_up_over_epochs_and_resumes(small_data, monkeypatch
     more = fit(build_model("ae", 2), small_data, epochs=4, batch_size=512, lr=1e-3, progress="none",
                state=snapshots[-1])
     assert more.history[-1]["seconds"] == 4.0
+
+
+def test_the_kl_warmup_rises_linearly_from_zero_then_holds():
+    from latentlab.training import kl_warmup
+    at = kl_warmup(0.5, 4)
+    assert [at(s) for s in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert kl_warmup(2.0, 0)(0) == 2.0
+
+
+def test_a_warmup_trains_each_step_with_the_scheduled_beta():
+    """fit(beta=0.5, beta_warmup=1) on 4 batches an epoch: β is 1/8, 2/8, 3/8, 4/8 of 1 over the first epoch's
+    steps, then 0.5; a resumed run would continue from the scheduler's step count, which drives it."""
+    torch.manual_seed(0)
+    model, seen = build_model("vae", 2), []
+    real = model.loss
+
+    def recording(xb, beta=1.0, generator=None):
+        if generator is None:   # training's calls; evaluation draws its noise from its own generator
+            seen.append(beta)
+        return real(xb, beta, generator)
+
+    model.loss = recording
+    fit(model, small_mnist(512, 100), epochs=2, batch_size=128, lr=1e-3, progress="none", beta=0.5, beta_warmup=1)
+    assert seen == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5, 0.5, 0.5])

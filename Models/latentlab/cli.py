@@ -104,6 +104,13 @@ def positive(cast):
     return parse
 
 
+def non_negative(text):
+    n = integer(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return n
+
+
 def latent_size(text):
     n = integer(text)
     if n < 2:
@@ -139,6 +146,9 @@ def build_parser(spec, description=None):
                         "[0, 1]); training, −ELBO, IWAE and the exact likelihood all follow it; a continuous-"
                         "bernoulli run writes to <folder>_continuous-bernoulli/ beside the default (default: bernoulli)")
     if spec.model.variational:
+        p.add_argument("--beta-warmup", type=non_negative, default=0, metavar="EPOCHS",
+                       help="β rises linearly from 0 to --beta over the first EPOCHS epochs (KL annealing: Bowman "
+                            "et al., 2016; Sønderby et al., 2016); 0 trains with --beta from the start (default: 0)")
         p.add_argument("--beta", type=positive(float), default=1.0,
                        help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
                             "2017); the reported −ELBO and IWAE stay the true bounds (default: 1.0)")
@@ -255,11 +265,14 @@ def train_model(spec, args, data, device, amp, out, stop, say):
               "precision": "bf16" if amp is not None else "fp32"}
     if spec.model.variational:
         config["beta"] = args.beta
+        if args.beta_warmup:
+            config["beta_warmup"] = args.beta_warmup
     state = None
     if args.resume:
         state, saved = load_resume(out, spec, args.epochs, args.arch, args.likelihood)
+        config.pop("beta_warmup", None)  # the saved run's settings, not this command line's
         config.update({k: saved[k] for k in ("batch_size", "lr", "seed", "train_subset", "test_subset", "precision",
-                                             "beta")
+                                             "beta", "beta_warmup")
                        if k in saved})
         amp = torch.bfloat16 if config["precision"] == "bf16" else None
         say(f"resuming after epoch {state.epoch} of {args.epochs}")
@@ -276,7 +289,8 @@ def train_model(spec, args, data, device, amp, out, stop, say):
     keep = _keep_resumable(out, config)
     try:
         state = fit(model, subset, args.epochs, config["batch_size"], config["lr"], config["seed"],
-                    state, stop, progress, frame_index, amp=amp, beta=config.get("beta", 1.0), on_epoch=keep)
+                    state, stop, progress, frame_index, amp=amp, beta=config.get("beta", 1.0), on_epoch=keep,
+                    beta_warmup=config.get("beta_warmup", 0))
     except Interrupted as e:
         keep(e.snapshot)  # also when no epoch had finished yet
         raise KeyboardInterrupt from None

@@ -45,7 +45,7 @@ PRESETS = {
 }
 # metrics.json keys that are settings, not measurements: not summarised
 SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "test_subset", "beta", "threads", "iwae_k",
-            "arch", "likelihood"}
+            "arch", "likelihood", "beta_warmup"}
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,15 @@ def make_optimizer(model, lr, epochs, steps_per_epoch):
     return optimizer, scheduler
 
 
+def kl_warmup(beta, warmup_steps):
+    """β at each optimizer step (0-based): rising linearly from 0 to ``beta`` over ``warmup_steps`` steps,
+    then ``beta``: KL annealing (Bowman et al., 2016) or warm-up (Sønderby et al., 2016), which lets the
+    decoder learn to use z before the KL term pulls q(z|x) onto the prior."""
+    def at(step):
+        return beta * min(1.0, (step + 1) / warmup_steps) if warmup_steps else beta
+    return at
+
+
 class StopFlag:
     """Set from a signal handler; the batch loop looks at it between batches."""
     requested = False
@@ -55,8 +64,9 @@ class Interrupted(Exception):
 
 
 def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None, beta=1.0):
-    """One pass over ``x_train`` in random order, minimising rec + ``beta``·KL; returns the mean
-    (−ELBO, rec, kl) per image (the true bound, whatever β is).
+    """One pass over ``x_train`` in random order, minimising rec + β·KL; returns the mean (−ELBO, rec, kl)
+    per image (the true bound, whatever β is). ``beta``: a number, or β as a function of the step
+    (``kl_warmup``), the scheduler's count of steps so far.
 
     ``amp``: None (float32), or the dtype the layers run in where the hardware has it (``precision``).
     """
@@ -67,7 +77,7 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     for start in range(0, n, batch_size):
         xb = x_train.index_select(0, perm[start:start + batch_size])  # faster than x_train[idx]
         with autocast(model, amp):
-            loss, rec, kl = model.loss(xb, beta)
+            loss, rec, kl = model.loss(xb, beta(scheduler.last_epoch) if callable(beta) else beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -184,14 +194,15 @@ def _record_epoch(state, epoch, means, test, began):
 
 
 def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, progress="lines",
-        frame_index=None, log=print, amp=None, beta=1.0, on_epoch=None):
+        frame_index=None, log=print, amp=None, beta=1.0, on_epoch=None, beta_warmup=0):
     """Train for ``epochs`` epochs (continuing ``state`` if given) and return the final TrainState.
 
     ``progress`` is "bar" (tqdm over batches), "lines" (one line per epoch) or "none".
     ``frame_index`` selects test images whose codes are kept after every epoch (and before the
     first), for the posterior-evolution animation; no extra pass is needed for them. It is kept in
     the state beside the codes, so whoever draws them knows whose codes they are.
-    ``beta`` weighs the VAE's KL term in the training objective (the history records the true −ELBO).
+    ``beta`` weighs the VAE's KL term in the training objective (the history records the true −ELBO),
+    reached after a linear warm-up over the first ``beta_warmup`` epochs (``kl_warmup``).
     ``on_epoch(state)`` receives the state after every finished epoch (cli saves it for --resume).
     Raises ``Interrupted`` when ``stop`` is set and ``UserError`` if the loss stops being finite.
     """
@@ -216,7 +227,8 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         bar = None
         if progress == "bar":
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stdout)
-        means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp, beta)
+        means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp,
+                            kl_warmup(beta, beta_warmup * steps))
         if bar is not None:
             bar.close()
         if means is None:
