@@ -150,12 +150,12 @@ def border_case(trained_2d):
 @pytest.mark.slow  # the range search, the quadrature and a dense grid
 def test_the_grid_widens_to_reach_posteriors_far_from_the_origin(trained_2d):
     """A decoder that puts every posterior near z1 = 15, as a continuous Bernoulli's thousands of nats of
-    log-likelihood can: grid_range widens the grid until its outermost ring holds no posterior mass, and
+    log-likelihood can: widened_grid widens the grid until its outermost ring holds no posterior mass, and
     the quadrature there equals a plain dense grid around z1 = 15; the unshifted model keeps [-6, 6]^2."""
     model, x = trained_2d
     far, x = reshaped(model, shift=15.0), x[:20]
-    assert exact.grid_range(model, x) == exact.HALF_RANGE
-    half_range = exact.grid_range(far, x)
+    assert exact.widened_grid(model, x)[0] == exact.HALF_RANGE
+    half_range = exact.widened_grid(far, x)[0]
     assert half_range > 15
     got = exact.exact_log_px(far, x, half_range=half_range)
     plain = plain_grid_log_px(far, x, half_range=6.0, z1_reach=(-6.0, 24.0))

@@ -115,7 +115,7 @@ def load_model(path, spec=None, device="cpu", arch=None, likelihood=None):
             raise UserError(f"{path} was written by an older version of this repo; run the script again "
                             f"(without --plots-only) to rewrite it")
         name, latent_dim, saved_arch, hidden, saved_likelihood = model_config(ckpt["config"])
-        saved = identity(ckpt["config"])
+        saved = (name, latent_dim, saved_arch, saved_likelihood)
         wanted = (spec.model.name, spec.latent_dim, arch or saved_arch, likelihood or saved_likelihood) if spec else saved
         if saved != wanted:
             raise UserError(f"{path} holds the {_describe(*saved)}, not this run's {_describe(*wanted)}")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 STEP = 0.02        # fine grid step
 CELL = 5           # fine points per coarse cell side: coarse step 0.1
 HALF_RANGE = 6.0   # the grid covers [-6, 6]^2: the prior's mass outside is < 4e-9 ...
-RANGES = (6.0, 12.0, 18.0, 24.0, 32.0)  # ... unless the likelihood pulls posteriors beyond it (grid_range)
+RANGES = (6.0, 12.0, 18.0, 24.0, 32.0)  # ... unless the likelihood pulls posteriors beyond it (widened_grid)
 RING_SHARE = 1e-3  # mean share of the posterior mass on the grid's outermost ring that widens the grid
 MARGIN = 15.0      # nats below an image's best coarse cell that still get refined (a peak 0.02 wide
                    # can hide up to ~6 nats between coarse centres; cells 9 nats below hold < 1e-4)
@@ -87,31 +87,37 @@ def _image_chunks(x, points):
 
 
 @torch.no_grad()
-def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN):
-    """(boolean (images, n, n): each image's ``selected_cells`` of the coarse grid, and n)."""
+def coarse_pass(model, x, half_range=HALF_RANGE, margin=MARGIN, step=STEP, cell=CELL):
+    """One decoded coarse grid scored against every image: (boolean (images, n, n): each image's
+    ``selected_cells``, n, the mean share of the images' mass on the grid's outermost ring of cells)."""
     centres, n = coarse_centres(step, cell, half_range)
     grid = decoded(model, centres.to(x.device))
-    chosen = torch.cat([selected_cells(log_joint(model, xb, None, grid), n, margin)
-                        for xb in _image_chunks(x, len(centres))])
-    return chosen.view(len(x), n, n), n
+    ring = torch.ones(n, n, dtype=torch.bool, device=x.device)
+    ring[1:-1, 1:-1] = False
+    chosen, shares = [], []
+    for xb in _image_chunks(x, len(centres)):
+        lj = log_joint(model, xb, None, grid)
+        chosen.append(selected_cells(lj, n, margin))
+        shares.append(torch.exp(torch.logsumexp(lj[:, ring.flatten()], 1) - torch.logsumexp(lj, 1)))
+    return torch.cat(chosen).view(len(x), n, n), n, float(torch.cat(shares).mean())
 
 
-@torch.no_grad()
-def grid_range(model, x, ranges=RANGES, share=RING_SHARE):
-    """The first half-range of ``ranges`` on whose coarse grid the outermost ring of cells holds less than
-    ``share`` of the images' posterior mass, on average: a posterior beyond the border piles its mass onto
-    the ring. The prior keeps a Bernoulli decoder's posteriors within [-6, 6]^2; a continuous Bernoulli's
-    log-likelihoods of thousands of nats pull them out to |z| ≈ 25 (docs/exact-likelihood.md)."""
+def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN):
+    """(boolean (images, n, n): each image's ``selected_cells`` of the coarse grid, and n)."""
+    return coarse_pass(model, x, half_range, margin, step, cell)[:2]
+
+
+def widened_grid(model, x, ranges=RANGES, share=RING_SHARE):
+    """(half-range, its ``chosen_cells``): the first half-range of ``ranges`` on whose coarse grid the
+    outermost ring of cells holds less than ``share`` of the images' posterior mass, on average: a
+    posterior beyond the border piles its mass onto the ring. The prior keeps a Bernoulli decoder's
+    posteriors within [-6, 6]^2; a continuous Bernoulli's log-likelihoods of thousands of nats pull them
+    out to |z| ≈ 25 (docs/exact-likelihood.md)."""
     for half_range in ranges:
-        centres, n = coarse_centres(half_range=half_range)
-        grid = decoded(model, centres.to(x.device))
-        ring = torch.ones(n, n, dtype=torch.bool, device=x.device)
-        ring[1:-1, 1:-1] = False
-        shares = [torch.exp(torch.logsumexp(lj[:, ring.flatten()], 1) - torch.logsumexp(lj, 1))
-                  for lj in (log_joint(model, xb, None, grid) for xb in _image_chunks(x, len(centres)))]
-        if float(torch.cat(shares).mean()) < share:
-            return half_range
-    return ranges[-1]
+        chosen, _, ring_share = coarse_pass(model, x, half_range)
+        if ring_share < share:
+            break
+    return half_range, chosen
 
 
 @torch.no_grad()

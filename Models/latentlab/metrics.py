@@ -75,8 +75,8 @@ def exact_metrics(model, x, iwae, elbo, measure_error=True):
     images, and the two gaps to the per-image bounds ``iwae`` and ``elbo`` (``iwae_bound(per_image=True)``);
     returns (metrics, per-image arrays for the figures). ``measure_error``: False skips the error
     measurement, as sweeps' metrics-only runs do."""
-    half_range = exact.grid_range(model, x)
-    nll = -exact.exact_log_px(model, x, half_range=half_range)
+    half_range, chosen = exact.widened_grid(model, x)
+    nll = -exact.exact_log_px(model, x, half_range=half_range, chosen=chosen)
     m = {"test_nll_exact": float(nll.mean()),
          "nll_exact_grid": {"step": exact.STEP, "range": half_range},
          # Cremer, Li & Duvenaud (2018): -ELBO - log p(x) is the mean KL(q(z|x) || p(z|x))
