@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from .run_animations import central_limits
 from .metrics import TABLE_COLUMNS, table_cells
+from .run_animations import central_limits
 from .training import encode_all
 
 FILE = "page_data.js"

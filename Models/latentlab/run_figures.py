@@ -8,12 +8,11 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Ellipse
 from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import KNeighborsClassifier
-
-from matplotlib.patches import Ellipse
 
 from . import exact, run_animations
 from .style import DIGIT_COLORS, legend_beside, prior_circles, scatter_codes

@@ -11,8 +11,8 @@ import numpy as np
 
 from .data import load_mnist
 from .metrics import TABLE_COLUMNS
-from .write_results import TEST_CODES
 from .style import legend_beside, prior_circles, scatter_codes
+from .write_results import TEST_CODES
 
 MODEL_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 DPI = 110

@@ -10,8 +10,8 @@ import torch
 from . import page_export
 from .checkpoints import copy_model, save_model
 from .data import first_test_images
-from .run_figures import write_all
 from .metrics import quality_metrics
+from .run_figures import write_all
 from .training import encode_all, evaluate
 
 TEST_CODES = "test_codes.npy"  # --lean runs of a 2-D model: every test code, float16
