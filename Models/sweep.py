@@ -7,9 +7,12 @@ runs are skipped, interrupted ones continue with --resume.
     python Models/sweep.py beta --jobs 2       # the two VAEs at 7 values of β, seeds 0-2
     python Models/sweep.py arch --jobs 2       # the four models, MLP and conv pairs, seeds 0-2, 10 epochs
     python Models/sweep.py latent --jobs 2     # AE and VAE at code sizes 2-64, seeds 0-2
+    python Models/sweep.py warmup --jobs 2     # the 32-D VAE with and without a 10-epoch KL warm-up, seeds 0-2
+    python Models/sweep.py likelihood --jobs 2 # the two VAEs, Bernoulli and continuous Bernoulli, seeds 0-2
     python Models/sweep.py beta --executor slurm --partition gpu --time 60   # one SLURM job array
     python Models/sweep.py beta --print-commands | parallel   # or any other scheduler
     python Models/sweep.py mine --models vae2 --seeds 0,1 --betas 0.5,2 --script-args "--epochs 5"
+    python Models/sweep.py lr --models vae2 --variant base= --variant fast="--lr 3e-3"   # variants vs the first
 """
 import argparse
 import json
@@ -22,7 +25,7 @@ from pathlib import Path
 from latentlab import UserError
 from latentlab.checkpoints import resume_path
 from latentlab.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, positive
-from latentlab.sweep_reports import beta_figures, by_latent
+from latentlab.sweep_reports import beta_figures, by_latent, variant_table
 from latentlab.sweep_jobs import (PRESETS, SWEEPS_DIR, definition, make_executor, plan, records, run_all, shell_command,
                              summarize, thread_env, twin)
 
@@ -38,6 +41,13 @@ def _list(cast):
     return parse
 
 
+def _variant(text):
+    name, sep, flags = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=FLAGS, e.g. warmup10=\"--beta-warmup 10\"")
+    return name, shlex.split(flags)
+
+
 def build_parser():
     p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"sweep name: a preset ({', '.join(PRESETS)}) or a new folder name")
@@ -47,6 +57,9 @@ def build_parser():
     p.add_argument("--archs", type=_list(str), default=None, help="architectures, e.g. mlp,conv (default: the preset's)")
     p.add_argument("--latents", type=_list(int), default=None,
                    help="code sizes of the 32-D models, e.g. 2,8,64 (default: the preset's)")
+    p.add_argument("--variant", action="append", type=_variant, default=None, metavar='NAME="FLAGS"',
+                   help="a named set of script flags, a group of runs of its own; repeat it: the first is the "
+                        "reference of the sweep's table.md (default: the preset's, else none)")
     p.add_argument("--script-args", default=None,
                    help='further flags for every run, e.g. "--epochs 5" (default: the preset\'s, else none)')
     p.add_argument("--executor", choices=("local", "slurm"), default="local",
@@ -71,10 +84,14 @@ def build_parser():
 
 
 def finish(name, folder, runs, settings):
-    """summary.json, and the β figures where the sweep varies β, by_latent.png where it varies the code size."""
+    """summary.json; table.md where it has variants; the β figures where it varies β, by_latent.png where it
+    varies the code size."""
     summary = summarize(records(runs), name, settings)
     (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{PROG}: {len(runs)} runs summarised in {folder / 'summary.json'}")
+    if len(settings.get("variants", {})) > 1:
+        (folder / "table.md").write_text(variant_table(summary) + "\n", encoding="utf-8")
+        print(f"{PROG}: wrote table.md (each variant against {next(iter(settings['variants']))}) in {folder}")
     if len({r.beta for r in runs}) > 1:
         written = beta_figures(folder)
         print(f"{PROG}: drew {', '.join(written)} in {folder}")
@@ -86,7 +103,8 @@ def finish(name, folder, runs, settings):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     extra = None if args.script_args is None else shlex.split(args.script_args)
-    settings = definition(args.name, args.models, args.seeds, args.betas, extra, args.archs, args.latents)
+    variants = None if args.variant is None else dict(args.variant)
+    settings = definition(args.name, args.models, args.seeds, args.betas, extra, args.archs, args.latents, variants)
     folder, runs = plan(args.name, settings, args.dir.expanduser().absolute())
     todo = [r for r in runs if not r.done()]
     if args.print_commands:

@@ -42,6 +42,12 @@ PRESETS = {
     "arch": {"seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
     # the 32-D scripts (any code size; AE 15 epochs, VAE 30, as their defaults) at six code sizes
     "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64]},
+    # variants: named sets of flags compared with the first, every run in fp32 so that CPUs with bf16 give
+    # the same kind of numbers as the seeds sweep (README's table)
+    "warmup": {"models": ["vae32"], "seeds": [0, 1, 2], "betas": [None], "args": ["--precision", "fp32"],
+               "variants": {"no-warmup": [], "warmup10": ["--beta-warmup", "10"]}},
+    "likelihood": {"variational": True, "seeds": [0, 1, 2], "betas": [None], "args": ["--precision", "fp32"],
+                   "variants": {"bernoulli": [], "continuous-bernoulli": ["--likelihood", "continuous-bernoulli"]}},
 }
 # metrics.json keys that are settings, not measurements: not summarised
 SETTINGS = {"latent_dim", "epochs", "batch_size", "lr", "seed", "train_subset", "test_subset", "beta", "threads", "iwae_k",
@@ -58,12 +64,14 @@ class Run:
     folder: Path = field(default=None, compare=False)
     arch: str = None         # None: the script's default (mlp), with no --arch flag
     latent: int = None       # None: the script's code size, with no --latent-dim flag
+    variant: str = field(default=None, compare=False)  # the name of a variant's flags, which are in args
 
     @property
     def name(self):
         model = self.key if self.latent is None else f"{specs()[self.key].model.name}{self.latent}"  # "vae8"
         arch = "" if self.arch is None else f"_{self.arch}"
-        return model + arch + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
+        variant = "" if self.variant is None else f"_{self.variant}"
+        return model + arch + variant + ("" if self.beta is None else f"_b{self.beta:g}") + f"_s{self.seed}"
 
     @property
     def out(self):
@@ -82,8 +90,9 @@ class Run:
                 *self.args, "--lean", "--quiet", "--out", str(self.out), *resume]
 
 
-def definition(name, models=None, seeds=None, betas=None, args=None, archs=None, latents=None):
-    """The sweep's settings: a preset's, with any part given replacing it."""
+def definition(name, models=None, seeds=None, betas=None, args=None, archs=None, latents=None, variants=None):
+    """The sweep's settings: a preset's, with any part given replacing it. ``variants``: {name: flags},
+    each set of flags a group of runs of its own, compared with the first (``sweep_reports.versus_table``)."""
     base = PRESETS.get(name, {"seeds": [0], "betas": [None]})
     preset_models = base.get("models") or [k for k, spec in specs().items()
                                            if spec.model.variational or not base.get("variational")]
@@ -92,6 +101,12 @@ def definition(name, models=None, seeds=None, betas=None, args=None, archs=None,
     archs = list(archs or base.get("archs", [None]))
     if archs != [None]:   # absent otherwise, as in the sweep.json of sweeps made before --archs
         d["archs"] = archs
+    variants = dict(variants or base.get("variants", {}))
+    if variants:
+        d["variants"] = {k: list(v) for k, v in variants.items()}
+        bad = [k for k in variants if not re.fullmatch(r"[\w.+-]+", k)]
+        if bad:
+            raise UserError(f"variant name {bad[0]!r}: use letters, digits, '.', '+', '-' or '_' (it names folders)")
     latents = list(latents or base.get("latents", [None]))
     if latents != [None]:
         d["latents"] = latents
@@ -122,8 +137,10 @@ def plan(name, d, root=SWEEPS_DIR):
         betas = d["betas"] if specs()[key].model.variational else [None]  # an AE has no KL term to weigh
         for latent in d.get("latents", [None]):
             for arch in d.get("archs", [None]):
-                for beta in betas:
-                    runs += [Run(key, seed, beta, tuple(d["args"]), folder, arch, latent) for seed in d["seeds"]]
+                for variant, flags in (d.get("variants") or {None: []}).items():
+                    for beta in betas:
+                        runs += [Run(key, seed, beta, tuple(d["args"] + flags), folder, arch, latent, variant)
+                                 for seed in d["seeds"]]
     return folder, runs
 
 
@@ -132,13 +149,19 @@ def twin(run, threads):
     (β = 1 of a β sweep is the seeds sweep's VAE run), or None: copying it saves a training."""
     beta = run.beta if run.beta is not None or not specs()[run.key].model.variational else 1.0
     for sweep_json in sorted(run.folder.parent.glob("*/sweep.json")):
-        if sweep_json.parent == run.folder or json.loads(sweep_json.read_text())["args"] != list(run.args):
+        if sweep_json.parent == run.folder:
             continue
-        for metrics in sweep_json.parent.glob(f"{run.key}_*s{run.seed}/metrics.json"):
-            m = json.loads(metrics.read_text())
-            if (m["seed"], m.get("beta"), m["threads"], m.get("arch", "mlp"), m["latent_dim"]) == (
-                    run.seed, beta, threads, run.arch or "mlp", run.latent or specs()[run.key].latent_dim):
-                return metrics.parent
+        try:
+            _, others = plan(sweep_json.parent.name, json.loads(sweep_json.read_text()), run.folder.parent)
+        except (UserError, KeyError):  # a sweep of a model this registry no longer has
+            continue
+        for other in others:
+            if (other.key, other.seed, other.args) != (run.key, run.seed, run.args) or not other.done():
+                continue
+            m = json.loads((other.out / "metrics.json").read_text())
+            if (m.get("beta"), m["threads"], m.get("arch", "mlp"), m["latent_dim"]) == (
+                    beta, threads, run.arch or "mlp", run.latent or specs()[run.key].latent_dim):
+                return other.out
     return None
 
 
@@ -328,12 +351,12 @@ def _last_line(error):
 
 def summarize(records, name=None, settings=None):
     """Every numeric metric of ``records`` (dicts of key, beta, seed, name and the run's metrics.json),
-    grouped by (model, architecture, β, code size): mean, sd (n − 1) and the values in seed order."""
+    grouped by (model, architecture, variant, β, code size): mean, sd (n − 1) and the values in seed order."""
     groups = {}
     for r in records:
-        groups.setdefault((r["key"], r.get("arch"), r["beta"], r.get("latent")), []).append(r)
+        groups.setdefault((r["key"], r.get("arch"), r.get("variant"), r["beta"], r.get("latent")), []).append(r)
     out = []
-    for (key, arch, beta, latent), members in groups.items():
+    for (key, arch, variant, beta, latent), members in groups.items():
         members.sort(key=lambda r: r["seed"])
         first = members[0]["metrics"]
         names = [k for k, v in first.items() if k not in SETTINGS and isinstance(v, (int, float))
@@ -344,17 +367,19 @@ def summarize(records, name=None, settings=None):
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
             stats[k] = {"mean": float(np.mean(values)), "sd": sd, "values": values}
         spec = specs()[key] if latent is None else specs()[key].with_latent(latent)
-        label = spec.label + ("" if arch is None else f" ({arch})")
+        label = spec.label + "".join(f" ({v})" for v in (arch, variant) if v is not None)
         out.append({"model": key, "label": label, "arch": arch, "beta": beta, "latent_dim": spec.latent_dim,
+                    **({} if variant is None else {"variant": variant}),
                     "n": len(members),
                     "seeds": [r["seed"] for r in members], "runs": [r["name"] for r in members],
                     "setup": {k: first.get(k) for k in ("epochs", "precision", "device", "threads", "torch_version",
-                                                      "test_subset")},
+                                                      "test_subset", "likelihood", "beta_warmup")},
                     "metrics": stats})
     return {"sweep": name, "settings": settings, "groups": out}
 
 
 def records(runs):
     """What ``summarize`` takes, from finished sweep runs."""
-    return [{"key": r.key, "arch": r.arch, "beta": r.beta, "latent": r.latent, "seed": r.seed, "name": r.name,
+    return [{"key": r.key, "arch": r.arch, "variant": r.variant, "beta": r.beta, "latent": r.latent, "seed": r.seed,
+             "name": r.name,
              "metrics": json.loads((r.out / "metrics.json").read_text())} for r in runs]

@@ -68,21 +68,44 @@ def difference(a, b, fmt):
     return ("+" if delta > 0 else "−") + fmt.format(abs(delta))
 
 
+VARIANT_ROWS = [("active_units", "active units", "{:.1f}"), *ARCH_ROWS[:4], ("test_kl", "KL (nats)", "{:.1f}"),
+                *ARCH_ROWS[4:7]]
+HEADERS = {"mlp": "MLP"}
+
+
+def versus_table(summary, attr, rows):
+    """Model by model, the groups that differ in ``attr`` ("arch", "variant"), the first one of each model
+    the reference: mean ± sd over seeds of each row's metric and each other group's difference to it."""
+    models = {}
+    for g in summary["groups"]:
+        models.setdefault(g["model"], {})[g.get(attr)] = g
+    lines = []
+    for model, by in models.items():
+        if len(by) < 2:
+            continue
+        names = list(by)
+        heads = [HEADERS.get(n, n) for n in names]
+        if not lines:
+            lines = ["| model | metric | " + " | ".join(heads) + " | "
+                     + " | ".join(f"{h} − {heads[0]}" for h in heads[1:]) + " |", "|---" * (2 * len(names) + 1) + "|"]
+        for key, name, fmt in rows:
+            stats = [_per_epoch(by[n]) if key == "seconds_per_epoch" else by[n]["metrics"].get(key) for n in names]
+            if any(s is None for s in stats):
+                continue
+            label = by[names[0]]["label"].split(" (")[0]
+            lines.append(f"| {label} | {name} | " + " | ".join(cell(s, fmt) for s in stats) + " | "
+                         + " | ".join(difference(stats[0], s, fmt) for s in stats[1:]) + " |")
+    return "\n".join(lines)
+
+
 def arch_table(summary):
     """The MLP against the conv pair, model by model: mean ± sd over seeds and their difference."""
-    lines = ["| model | metric | MLP | conv | conv − MLP |", "|---|---|---|---|---|"]
-    by = {(g["model"], g["arch"]): g for g in summary["groups"]}
-    for model in dict.fromkeys(g["model"] for g in summary["groups"]):
-        mlp, conv = by.get((model, "mlp")), by.get((model, "conv"))
-        if mlp is None or conv is None:
-            continue
-        for key, name, fmt in ARCH_ROWS:
-            a, b = ((_per_epoch(g) if key == "seconds_per_epoch" else g["metrics"].get(key)) for g in (mlp, conv))
-            if a is None or b is None:
-                continue
-            label = mlp["label"].replace(" (mlp)", "")
-            lines.append(f"| {label} | {name} | {cell(a, fmt)} | {cell(b, fmt)} | {difference(a, b, fmt)} |")
-    return "\n".join(lines)
+    return versus_table(summary, "arch", ARCH_ROWS)
+
+
+def variant_table(summary):
+    """Each variant of a sweep (``sweep_jobs.PRESETS``' "variants") against its first, model by model."""
+    return versus_table(summary, "variant", VARIANT_ROWS)
 
 
 def comparison_figure(summary, path):
