@@ -11,4 +11,6 @@ window.LATENTLAB_MODELS = [
    script: "Auto_enoder_MNIST.py", latent_dim: 32},
   {key: "vae32", label: "VAE 32-D", dir: "Kết_quả_huấn_luyện_Variational_Autoecoder/32D_latent_VAE",
    script: "Variational_AutoEncoder.py", latent_dim: 32},
+  {key: "cvae2", label: "CVAE 2-D", dir: "Kết_quả_huấn_luyện_Variational_Autoecoder/2D_latent_CVAE",
+   script: "Conditional_Variational_AutoEncoder.py", latent_dim: 2},
 ];

@@ -80,7 +80,7 @@ def test_functions_are_short():
 
 def test_the_models_are_listed_once():
     """Only the registry names the scripts; everything that goes over all models reads it."""
-    assert list(SPECS) == ["ae2", "vae2", "ae32", "vae32"]
+    assert list(SPECS) == ["ae2", "vae2", "ae32", "vae32", "cvae2"]
     assert [SPECS[k].script for k in SPECS] == [f"{name}.py" for name in SCRIPTS]
     for path in [MODELS / "compare_models.py", MODELS / "sweep.py", PACKAGE / "sweep_jobs.py", PACKAGE / "sweep_reports.py",
                  REPO / "benchmarks" / "train_speed.py", REPO / "benchmarks" / "page_speed.py",

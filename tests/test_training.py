@@ -295,10 +295,10 @@ def test_a_warmup_trains_each_step_with_the_scheduled_beta():
     model, seen = build_model("vae", 2), []
     real = model.loss
 
-    def recording(xb, beta=1.0, generator=None):
+    def recording(xb, beta=1.0, generator=None, y=None):
         if generator is None:   # training's calls; evaluation draws its noise from its own generator
             seen.append(beta)
-        return real(xb, beta, generator)
+        return real(xb, beta, generator, y)
 
     model.loss = recording
     fit(model, small_mnist(512, 100), epochs=2, batch_size=128, lr=1e-3, progress="none", beta=0.5, beta_warmup=1)

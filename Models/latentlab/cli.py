@@ -22,7 +22,7 @@ from .checkpoints import load_resume, load_run, resume_path, save_resume
 from .data import REPO_ROOT, first_test_images, load_mnist
 from .folder_swap import swap_in, writing
 from .likelihoods import NAMES as LIKELIHOODS
-from .models import ARCHS, build_model
+from .models import build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -131,7 +131,7 @@ def build_parser(spec, description=None):
     p.add_argument("--lr", type=positive(float), default=spec.lr,
                    help=f"peak Adam learning rate, cosine-decayed to zero (default: {spec.lr:g})")
     p.add_argument("--seed", type=integer, default=0, help="random seed (default: 0)")
-    p.add_argument("--arch", choices=ARCHS, default="mlp",
+    p.add_argument("--arch", choices=spec.model.archs, default="mlp",
                    help="encoder and decoder: mlp (784-512-256-z, ReLU) or conv (two stride-2 3x3 "
                         "convolutions of 32 and 64 channels and a dense layer, mirrored back); a conv run "
                         f"writes to {Path(spec.results_for('conv')).name}/ beside the MLP's folder (default: mlp)")

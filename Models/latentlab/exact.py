@@ -10,7 +10,8 @@ Autoencoders"); the IWAE bound (Burda et al., 2015) closes part of it.
 
 The grid is coarse-to-fine: a coarse grid (cells of ``step * cell``) over [-R, R]^2 finds, for each
 image, the cells within ``margin`` nats of its best one; those cells and their neighbours are then
-summed on the fine grid (midpoint rule, step ``step``). The posteriors here are ~0.02-0.1 wide, and a
+summed on the fine grid (midpoint rule, step ``step``). A conditional model's grid is decoded under one
+``label`` (every function takes it): its -log p(x|y) is summed digit by digit (``metrics.exact_metrics``). The posteriors here are ~0.02-0.1 wide, and a
 midpoint sum of such a smooth peak converges faster than any power of the step (halving 0.02 moves
 the mean by 0.0004 nats); ``error_bound`` measures a bound on it in every run.
 """
@@ -31,22 +32,23 @@ CHUNK = 2048       # points decoded at once: their logits stay in the CPU's cach
 ENTRIES = 2 ** 24  # image-point pairs of the coarse grid scored at once (64 MiB of float32)
 
 
-def decoded(model, z):
+def decoded(model, z, label=None):
     """(logits of the points z, and the part of log p(x|z) + log p(z) that does not depend on x)."""
-    parts = [_decoded(model, z[i:i + CHUNK]) for i in range(0, len(z), CHUNK)]
+    parts = [_decoded(model, z[i:i + CHUNK], label) for i in range(0, len(z), CHUNK)]
     return torch.cat([logits for logits, _ in parts]), torch.cat([rest for _, rest in parts])
 
 
-def _decoded(model, z):
-    logits = model.decode(z)
+def _decoded(model, z, label=None):
+    y = None if label is None else torch.full((len(z),), int(label), device=z.device)
+    logits = model.decode(z, y)
     return logits, model.log_prior(z) - model.likelihood.log_normalizer(logits)
 
 
-def log_joint(model, x, z, grid=None):
+def log_joint(model, x, z, grid=None, label=None):
     """log p(x|z) + log p(z) for every image (rows of x) and point (rows of z): (len(x), len(z)).
-    ``grid``: ``decoded(model, z)`` when already at hand."""
+    ``grid``: ``decoded(model, z, label)`` when already at hand."""
     if grid is None:
-        return torch.cat([log_joint(model, x, None, _decoded(model, z[i:i + CHUNK]))
+        return torch.cat([log_joint(model, x, None, _decoded(model, z[i:i + CHUNK], label))
                           for i in range(0, len(z), CHUNK)], 1)
     logits, rest = grid
     return torch.addmm(rest, x, logits.T)
@@ -87,11 +89,11 @@ def _image_chunks(x, points):
 
 
 @torch.no_grad()
-def coarse_pass(model, x, half_range=HALF_RANGE, margin=MARGIN, step=STEP, cell=CELL):
+def coarse_pass(model, x, half_range=HALF_RANGE, margin=MARGIN, step=STEP, cell=CELL, label=None):
     """One decoded coarse grid scored against every image: (boolean (images, n, n): each image's
     ``selected_cells``, n, the mean share of the images' mass on the grid's outermost ring of cells)."""
     centres, n = coarse_centres(step, cell, half_range)
-    grid = decoded(model, centres.to(x.device))
+    grid = decoded(model, centres.to(x.device), label)
     ring = torch.ones(n, n, dtype=torch.bool, device=x.device)
     ring[1:-1, 1:-1] = False
     chosen, shares = [], []
@@ -102,26 +104,27 @@ def coarse_pass(model, x, half_range=HALF_RANGE, margin=MARGIN, step=STEP, cell=
     return torch.cat(chosen).view(len(x), n, n), n, float(torch.cat(shares).mean())
 
 
-def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN):
+def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN, label=None):
     """(boolean (images, n, n): each image's ``selected_cells`` of the coarse grid, and n)."""
-    return coarse_pass(model, x, half_range, margin, step, cell)[:2]
+    return coarse_pass(model, x, half_range, margin, step, cell, label)[:2]
 
 
-def widened_grid(model, x, ranges=RANGES, share=RING_SHARE):
+def widened_grid(model, x, ranges=RANGES, share=RING_SHARE, label=None):
     """(half-range, its ``chosen_cells``): the first half-range of ``ranges`` on whose coarse grid the
     outermost ring of cells holds less than ``share`` of the images' posterior mass, on average: a
     posterior beyond the border piles its mass onto the ring. The prior keeps a Bernoulli decoder's
     posteriors within [-6, 6]^2; a continuous Bernoulli's log-likelihoods of thousands of nats pull them
     out to |z| ≈ 25 (docs/exact-likelihood.md)."""
     for half_range in ranges:
-        chosen, _, ring_share = coarse_pass(model, x, half_range)
+        chosen, _, ring_share = coarse_pass(model, x, half_range, label=label)
         if ring_share < share:
             break
     return half_range, chosen
 
 
 @torch.no_grad()
-def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN, block=4, chosen=None):
+def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=MARGIN, block=4, chosen=None,
+                 label=None):
     """Per-image log p(x) in nats (float64 numpy), by the coarse-to-fine quadrature above.
 
     The fine grid is visited in square blocks of ``block`` x ``block`` coarse cells, each decoded once,
@@ -130,7 +133,7 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
     """
     model.eval()
     if chosen is None:
-        chosen, _ = chosen_cells(model, x, step, cell, half_range, margin)
+        chosen, _ = chosen_cells(model, x, step, cell, half_range, margin, label)
     n = chosen.shape[1]
     total = torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
     for bi in range(0, n, block):
@@ -145,13 +148,13 @@ def exact_log_px(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
             used = torch.nonzero(mask.any(0)).squeeze(1)  # only the block's cells that some image chose
             cells = (rows * n + cols).flatten()[used]
             z = fine_points(cells, n, step, cell, half_range).to(x.device)
-            lj = log_joint(model, x[users], z).view(len(users), len(cells), cell * cell)
+            lj = log_joint(model, x[users], z, label=label).view(len(users), len(cells), cell * cell)
             lj = lj.masked_fill(~mask[:, used, None], -math.inf)
             total[users] = torch.logaddexp(total[users], torch.logsumexp(lj.flatten(1).double(), 1))
     return (total + 2 * math.log(step)).cpu().numpy()
 
 
-def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0, coarser=3):
+def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0, coarser=3, label=None):
     """(|Δ mean| when the fine grid is made coarser, |Δ mean| when the range grows by ``grow``) in
     nats: the quadrature's error, measured. The coarser grid keeps the coarse cells and puts
     ``coarser`` points a side in each instead of ``CELL`` (step 0.02 -> 0.0333).
@@ -166,9 +169,9 @@ def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0,
     cells it summed before: only the others are summed again (a posterior can reach the border: a
     test 7 of the 2-D VAE has its mode at z1 = 5.6 and 0.06 nats beyond z1 = 6).
     """
-    base = exact_log_px(model, x, step, CELL, half_range) if base is None else np.asarray(base)
-    rougher = exact_log_px(model, x, step * CELL / coarser, coarser, half_range)
-    chosen, n = chosen_cells(model, x, step, CELL, half_range + grow)
+    base = exact_log_px(model, x, step, CELL, half_range, label=label) if base is None else np.asarray(base)
+    rougher = exact_log_px(model, x, step * CELL / coarser, coarser, half_range, label=label)
+    chosen, n = chosen_cells(model, x, step, CELL, half_range + grow, label=label)
     border = int(round(grow / (step * CELL)))   # coarse cells added on each side
     inside = torch.zeros(n, n, dtype=torch.bool, device=chosen.device)
     inside[border:n - border, border:n - border] = True
@@ -176,33 +179,33 @@ def error_bound(model, x, step=STEP, half_range=HALF_RANGE, base=None, grow=2.0,
     wider = base.copy()
     if len(reaching):
         wider[reaching.cpu().numpy()] = exact_log_px(model, x[reaching], step, CELL, half_range + grow,
-                                                     chosen=chosen[reaching])
+                                                     chosen=chosen[reaching], label=label)
     return float(abs(rougher.mean() - base.mean())), float(abs(wider.mean() - base.mean()))
 
 
 @torch.no_grad()
-def posterior_grid(model, x, centre, width, points=161):
+def posterior_grid(model, x, centre, width, points=161, label=None):
     """The true posterior p(z|x) of one image on a ``points`` x ``points`` grid of side ``width``
     around ``centre``: (density (points, points) indexed [z2, z1], z1 axis, z2 axis, log p(x) there)."""
     a = centre[0] + torch.linspace(-width / 2, width / 2, points)
     b = centre[1] + torch.linspace(-width / 2, width / 2, points)
     z = torch.cartesian_prod(b, a).flip(1)  # rows: z2 outer, z1 inner
-    lj = log_joint(model, x[None], z.to(x.device))[0].double().cpu()
+    lj = log_joint(model, x[None], z.to(x.device), label=label)[0].double().cpu()
     h = width / (points - 1)
     log_px = torch.logsumexp(lj, 0) + 2 * math.log(h)
     return torch.exp(lj - log_px).view(points, points).numpy(), a.numpy(), b.numpy(), float(log_px)
 
 
 @torch.no_grad()
-def mode(model, x, grid=None, half_range=HALF_RANGE):
+def mode(model, x, grid=None, half_range=HALF_RANGE, label=None):
     """The true posterior's mode of one image: the best point of the fine grid of its chosen cells,
     refined on a 21 x 21 grid a tenth of the step apart around it. ``grid``: ``decoded`` of the coarse
     centres, to share between images."""
     centres, n = coarse_centres(half_range=half_range)
-    coarse = log_joint(model, x[None], centres.to(x.device), grid)
+    coarse = log_joint(model, x[None], centres.to(x.device), grid, label)
     cells = torch.nonzero(selected_cells(coarse, n)[0]).squeeze(1)
     pts = fine_points(cells, n, half_range=half_range)
-    top = pts[int(log_joint(model, x[None], pts.to(x.device))[0].argmax())]
+    top = pts[int(log_joint(model, x[None], pts.to(x.device), label=label)[0].argmax())]
     offsets = (torch.arange(21) - 10) * STEP / 10
     local = top + torch.cartesian_prod(offsets, offsets)
-    return local[int(log_joint(model, x[None], local.to(x.device))[0].argmax())].numpy()
+    return local[int(log_joint(model, x[None], local.to(x.device), label=label)[0].argmax())].numpy()

@@ -46,20 +46,21 @@ def knn_accuracy(train_codes, y_train, test_codes, y_test, k=5):
 
 
 @torch.no_grad()
-def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2000-row chunks, for speed
+def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False, y=None):  # 2000-row chunks, for speed
     """Mean importance-weighted bound on -log p(x) in nats (Burda, Grosse & Salakhutdinov, 2015).
 
     -log p(x) <= -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (``model.log_weights``); with
     k = 1 this is the one-sample negative ELBO, and it tightens as k grows. ``per_image``: instead, per
     image (numpy), the bound and the k-sample estimate of the negative ELBO (the mean of -log w over the
-    same samples).
+    same samples). ``y``: the labels of ``x``, for a conditional model.
     """
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     bounds, elbos = [], []
     for start in range(0, x.shape[0], batch_size):
-        log_w = model.log_weights(x[start:start + batch_size], k, gen)
+        yb = None if y is None else y[start:start + batch_size]
+        log_w = model.log_weights(x[start:start + batch_size], k, gen, yb)
         bound = -(torch.logsumexp(log_w, dim=0) - math.log(k)).double()
         total += bound.sum()
         if per_image:
@@ -70,26 +71,37 @@ def iwae_bound(model, x, k=IWAE_K, seed=0, batch_size=20, per_image=False):  # 2
     return float(total / x.shape[0])
 
 
-def exact_metrics(model, x, iwae, elbo, measure_error=True):
-    """The 2-D VAE's exact -log p(x) (``exact``), its quadrature error measured on the first 500
-    images, and the two gaps to the per-image bounds ``iwae`` and ``elbo`` (``iwae_bound(per_image=True)``);
-    returns (metrics, per-image arrays for the figures). ``measure_error``: False skips the error
-    measurement, as sweeps' metrics-only runs do."""
-    half_range, chosen = exact.widened_grid(model, x)
-    nll = -exact.exact_log_px(model, x, half_range=half_range, chosen=chosen)
+def exact_metrics(model, x, iwae, elbo, measure_error=True, y=None, error_images=500):
+    """The 2-D VAE's exact -log p(x) (``exact``), its quadrature error measured on the first
+    ``error_images`` images, and the two gaps to the per-image bounds ``iwae`` and ``elbo``
+    (``iwae_bound(per_image=True)``); returns (metrics, per-image arrays for the figures).
+    ``measure_error``: False skips the error measurement, as sweeps' metrics-only runs do. A conditional
+    model's -log p(x|y) is summed digit by digit, on a grid decoded under each label (``y``: the labels)."""
+    labels = range(model.condition_size) if model.conditional else [None]
+    rows = {c: np.flatnonzero(y.cpu().numpy() == c) if c is not None else np.arange(len(x)) for c in labels}
+    nll, half_range, error = np.empty(len(x)), np.empty(len(x)), 0.0
+    for c, idx in rows.items():
+        if len(idx) == 0:
+            continue
+        half_range[idx], chosen = exact.widened_grid(model, x[idx], label=c)
+        nll[idx] = -exact.exact_log_px(model, x[idx], half_range=half_range[idx[0]], chosen=chosen, label=c)
+        first = idx[idx < error_images]
+        if measure_error and len(first):  # each label's share of the error of the mean over the first images
+            error += len(first) / min(error_images, len(x)) * max(exact.error_bound(
+                model, x[first], half_range=half_range[idx[0]], base=-nll[first], label=c))
     m = {"test_nll_exact": float(nll.mean()),
-         "nll_exact_grid": {"step": exact.STEP, "range": half_range},
+         "nll_exact_grid": {"step": exact.STEP, "range": float(half_range.max())},
          # Cremer, Li & Duvenaud (2018): -ELBO - log p(x) is the mean KL(q(z|x) || p(z|x))
          "test_inference_gap": float((elbo - nll).mean()), "test_iwae_gap": float((iwae - nll).mean())}
     if measure_error:
-        m["nll_exact_error"] = max(exact.error_bound(model, x[:500], half_range=half_range, base=-nll[:500]))
+        m["nll_exact_error"] = error
     return m, {"nll": nll, "elbo": elbo, "iwae": iwae, "half_range": half_range}
 
 
 @torch.no_grad()
-def kl_per_dimension(model, x):
+def kl_per_dimension(model, x, y=None):
     """Mean KL(q(z_j|x) || N(0,1)) of each latent dimension over ``x``, in nats."""
-    mu, logvar = model.posterior(x)
+    mu, logvar = model.posterior(x, y)
     return gaussian_kl(mu, logvar).mean(0).cpu().numpy()
 
 
@@ -163,7 +175,7 @@ def class_entropy(predictions, classes=10):
 @torch.no_grad()
 def generate(model, n, seed=0):
     """``n`` generated images: codes from the model's prior (an autoencoder's is fitted after training), decoded."""
-    return model.image(model.sample_prior(n, seed))
+    return model.generate(n, seed)
 
 
 @torch.no_grad()
@@ -182,19 +194,19 @@ def quality_metrics(model, data, test, train_codes, seed=0, lean=False):
     kl_dims = per_image = None
     if model.variational:
         m["test_neg_elbo"], m["test_rec"], m["test_kl"] = test["loss"], test["rec"], test["kl"]
-        iwae, elbo = iwae_bound(model, data.x_test, seed=seed, per_image=True)
+        iwae, elbo = iwae_bound(model, data.x_test, seed=seed, per_image=True, y=data.y_test)
         m["test_nll_iwae"], m["iwae_k"] = float(iwae.mean()), IWAE_K
         if model.latent_dim == 2:
-            exact_m, per_image = exact_metrics(model, data.x_test, iwae, elbo, measure_error=not lean)
+            exact_m, per_image = exact_metrics(model, data.x_test, iwae, elbo, not lean, data.y_test)
             m.update(exact_m)
         m["active_units"] = active_units(test_codes)
-        kl_dims = kl_per_dimension(model, data.x_test)
+        kl_dims = kl_per_dimension(model, data.x_test, data.y_test)
     else:
         m["gmm_test_loglik"] = float(model.code_density.score(test_codes))
     samples = generate(model, GENERATED, seed)
     if CLASSIFIER_PATH.exists():
         net = load_classifier(data.x_test.device)
-        recon_probs, _ = classify(net, model.image(test["codes"]))
+        recon_probs, _ = classify(net, model.image(test["codes"], data.y_test))
         sample_probs, sample_feats = classify(net, samples)
         m["recon_accuracy"] = float((recon_probs.argmax(1) == y_test).mean())
         m["sample_confidence"] = float(sample_probs.max(1).mean())

@@ -6,6 +6,9 @@ pairs this repo trains (an MLP and a small convolutional one), and a LeNet that 
   ReLU on it, which folds half of every axis onto zero and wastes most of a 2-D plane.
 - ``VAE``: Kingma & Welling, 2013, "Auto-Encoding Variational Bayes": diagonal Gaussian q(z|x),
   N(0, I) prior, and p(x|z) from the decoder's logits (``likelihoods``: Bernoulli by default).
+- ``CVAE``: Sohn, Lee & Yan, 2015, "Learning Structured Output Representation using Deep Conditional
+  Generative Models": the VAE with the digit's label given to the encoder and the decoder, q(z|x, y)
+  and p(x|z, y), and the same prior N(0, I); z is left to hold what the label does not say (the style).
 - ``mlp_pair`` (784-512-256-z, ReLU) and ``conv_pair`` (the small pair of the TensorFlow CVAE tutorial
   and keras.io's VAE example: two stride-2 3x3 convolutions of 32 and 64 channels and a dense layer to
   the latent, mirrored back with transposed convolutions).
@@ -13,11 +16,12 @@ pairs this repo trains (an MLP and a small convolutional one), and a LeNet that 
   (ReLU and max-pool variant); only used to judge reconstructions and samples.
 
 The interface every model keeps, and all that training, evaluation, figures, the page and checkpoints
-use (docs/models.md): ``loss(x, beta, generator)`` → (objective, reconstruction, KL); ``encode(x)``;
-``decode(z)`` → logits; ``image(z)``; ``log_likelihood(x, logits)``; ``fit_prior``, ``prior_mixture``,
-``sample_prior(n, seed)``; and where ``variational``: ``posterior(x)`` → (mu, logvar), ``sample``,
-``log_prior(z)``. Encoders take and decoders return flat rows of 784 pixels (decoders return logits);
-any pair that keeps to that trains, evaluates and checkpoints like the defaults.
+use (docs/models.md): ``loss(x, beta, generator, y)`` → (objective, reconstruction, KL); ``encode(x, y)``;
+``decode(z, y)`` → logits; ``image(z, y)``; ``log_likelihood(x, logits)``; ``fit_prior``, ``prior_mixture``,
+``sample_prior(n, seed)``, ``generate(n, seed)``; and where ``variational``: ``posterior(x, y)`` → (mu, logvar),
+``sample``, ``log_prior(z)``, ``log_weights``. ``y``: the digits' labels, which every caller passes and only a
+``conditional`` model reads. Encoders take and decoders return flat rows of 784 pixels (decoders return
+logits); any pair that keeps to that trains, evaluates and checkpoints like the defaults.
 """
 import math
 
@@ -44,9 +48,11 @@ def mlp(sizes):
     return nn.Sequential(*layers)
 
 
-def mlp_pair(code_size, latent_dim, hidden=(512, 256)):
-    """(encoder 784 → hidden → ``code_size``, decoder ``latent_dim`` → reversed hidden → 784)."""
-    return mlp([IMAGE_PIXELS, *hidden, code_size]), mlp([latent_dim, *reversed(hidden), IMAGE_PIXELS])
+def mlp_pair(code_size, latent_dim, hidden=(512, 256), condition_size=0):
+    """(encoder 784 → hidden → ``code_size``, decoder ``latent_dim`` → reversed hidden → 784); each takes
+    ``condition_size`` more inputs where the model is conditional (the label, one-hot)."""
+    return (mlp([IMAGE_PIXELS + condition_size, *hidden, code_size]),
+            mlp([latent_dim + condition_size, *reversed(hidden), IMAGE_PIXELS]))
 
 
 def conv_pair(code_size, latent_dim):
@@ -84,23 +90,30 @@ class LatentModel(nn.Module):
     name = label = None
     code_size = 1       # numbers the encoder emits per latent dimension
     variational = False  # True: q(z|x) is a distribution and p(z) a fixed prior (posterior, log_prior, a KL term)
+    conditional = False  # True: the encoder and the decoder read the label y too (condition_size inputs more)
+    condition_size = 0
+    archs = ARCHS        # the encoder/decoder pairs it is built with
 
     def __init__(self, encoder, decoder, latent_dim, likelihood="bernoulli"):
         super().__init__()
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
         self.likelihood = PixelLikelihood(likelihood)
 
-    def decode(self, z):
-        """Pixel logits of codes of shape (..., latent_dim)."""
+    def decode(self, z, y=None):
+        """Pixel logits of codes of shape (..., latent_dim); ``y``, the labels, only a conditional model reads."""
         return decode_rows(self.decoder, z)
 
     def log_likelihood(self, x, logits):
         """log p(x|z) per image, in nats, for the decoder's ``logits`` of z: the one likelihood."""
         return self.likelihood.log_prob(x, logits)
 
-    def image(self, z):
+    def image(self, z, y=None):
         """E[x|z]: the picture a code decodes to."""
-        return self.likelihood.mean(self.decode(z))
+        return self.likelihood.mean(self.decode(z, y))
+
+    def generate(self, n, seed=0):
+        """``n`` new images: codes from the prior (``sample_prior``), decoded."""
+        return self.image(self.sample_prior(n, seed))
 
     @torch.no_grad()
     def init_output_bias(self, x_train):
@@ -127,11 +140,11 @@ class AutoEncoder(LatentModel):
     name, label = "ae", "AE"
     code_density = None  # the prior fit_prior fits after training
 
-    def encode(self, x):
+    def encode(self, x, y=None):
         """The code; same signature as ``VAE.encode`` so metrics treat both alike."""
         return self.encoder(x)
 
-    def loss(self, x, beta=1.0, generator=None):
+    def loss(self, x, beta=1.0, generator=None, y=None):
         """(objective, reconstruction, KL = 0) of a batch, batch means in nats per image: −log p(x|z) at
         z = encode(x). ``beta`` and ``generator`` are the VAE's: an autoencoder has no KL and no noise."""
         return ae_loss(self.decode(self.encode(x)), x, self.likelihood)
@@ -170,14 +183,14 @@ class VAE(LatentModel):
     code_size = 2       # the encoder emits a mean and a log-variance per latent dimension
     variational = True
 
-    def posterior(self, x):
+    def posterior(self, x, y=None):
         """q(z|x) = N(mu, diag(exp(logvar))): the encoder's means, then its log-variances."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar
 
-    def encode(self, x):
+    def encode(self, x, y=None):
         """Posterior mean: the deterministic code used for plots, kNN and reconstructions."""
-        return self.posterior(x)[0]
+        return self.posterior(x, y)[0]
 
     @staticmethod
     def sample(mu, logvar, eps=None):
@@ -187,12 +200,12 @@ class VAE(LatentModel):
             eps = torch.randn_like(mu)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    def loss(self, x, beta=1.0, generator=None):
+    def loss(self, x, beta=1.0, generator=None, y=None):
         """(rec + β·KL, rec, KL) of a batch, batch means in nats per image, with one z ~ q(z|x) per image
         (its noise from ``generator`` when given); with β = 1 the objective is the negative ELBO."""
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.posterior(x, y)
         eps = None if generator is None else torch.randn(mu.shape, generator=generator, device=mu.device)
-        return vae_loss(self.decode(self.sample(mu, logvar, eps)), x, mu, logvar, beta, self.likelihood)
+        return vae_loss(self.decode(self.sample(mu, logvar, eps), y), x, mu, logvar, beta, self.likelihood)
 
     def forward(self, x):
         mu, logvar = self.posterior(x)
@@ -203,15 +216,15 @@ class VAE(LatentModel):
         """log N(z; 0, I), summed over the latent dimensions."""
         return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
-    def log_weights(self, x, k, generator=None):
+    def log_weights(self, x, k, generator=None, y=None):
         """log p(x|z) + log p(z) − log q(z|x) for ``k`` samples z ~ q(z|x) of each image, (k, len(x)):
         their mean estimates the ELBO, the log of their mean exp is the IWAE bound (Burda et al., 2015).
         log p(x|z) in the likelihood's fast form (millions of decoded images), equal to ``log_likelihood``."""
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.posterior(x, y)
         eps = torch.randn((k, *mu.shape), generator=generator, device=x.device)
         z = self.sample(mu, logvar, eps)
         log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)  # N(z; mu, sigma²) at z = mu + sigma·eps
-        return self.likelihood.fast_log_prob(x, self.decode(z)) + self.log_prior(z) - log_qz
+        return self.likelihood.fast_log_prob(x, self.decode(z, y)) + self.log_prior(z) - log_qz
 
     def fit_prior(self, train_codes, seed=0):
         """Nothing to fit: the prior N(0, I) is fixed."""
@@ -225,6 +238,34 @@ class VAE(LatentModel):
         device = next(self.parameters()).device
         gen = torch.Generator(device=device).manual_seed(seed)
         return torch.randn((n, self.latent_dim), generator=gen, device=device)
+
+
+class CVAE(VAE):
+    """Sohn, Lee & Yan (2015): the VAE with the label y beside x in the encoder, q(z|x, y), and beside z in
+    the decoder, p(x|z, y), one-hot; the prior stays N(0, I). Its −ELBO and exact NLL bound −log p(x|y):
+    the label is given, so they are not comparable with the VAE's −log p(x)."""
+    name, label = "cvae", "CVAE"
+    conditional = True
+    condition_size = 10  # the digits 0-9, one-hot
+    archs = ("mlp",)     # the label joins the pixels and the code as inputs of Linear layers
+
+    def given(self, rows, y):
+        """``rows`` (..., n) with the one-hot labels ``y`` appended to each row (broadcast over the leading
+        dimensions, as the IWAE's k samples of each image)."""
+        onehot = nn.functional.one_hot(y, self.condition_size).to(rows.dtype)
+        return torch.cat([rows, onehot.expand(*rows.shape[:-1], self.condition_size)], -1)
+
+    def posterior(self, x, y=None):
+        mu, logvar = self.encoder(self.given(x, y)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z, y=None):
+        return decode_rows(self.decoder, self.given(z, y))
+
+    def generate(self, n, seed=0):
+        """``n`` images: codes from N(0, I), each decoded under a label, 0-9 in turn (p(y) uniform)."""
+        z = self.sample_prior(n, seed)
+        return self.image(z, torch.arange(n, device=z.device) % self.condition_size)
 
 
 class LeNet(nn.Module):
@@ -252,19 +293,19 @@ class LeNet(nn.Module):
         return self.head(self.features(x))
 
 
-MODELS = {cls.name: cls for cls in (AutoEncoder, VAE)}
+MODELS = {cls.name: cls for cls in (AutoEncoder, VAE, CVAE)}
 
 
 def build_model(name, latent_dim, arch="mlp", hidden=(512, 256), likelihood="bernoulli"):
-    """The model ``name`` ("ae" or "vae", or a class of ``MODELS``) over the ``arch`` ("mlp" or "conv") pair."""
+    """The model ``name`` (a key of ``MODELS``, or a class) over the ``arch`` ("mlp" or "conv") pair."""
     cls = MODELS.get(name) if isinstance(name, str) else name
     if cls is None:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     code_size = cls.code_size * latent_dim
     if arch == "mlp":
-        encoder, decoder = mlp_pair(code_size, latent_dim, hidden)
-    elif arch == "conv":
+        encoder, decoder = mlp_pair(code_size, latent_dim, hidden, cls.condition_size)
+    elif arch == "conv" and arch in cls.archs:
         encoder, decoder = conv_pair(code_size, latent_dim)
     else:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
+        raise ValueError(f"unknown architecture {arch!r} for the {cls.label}; choose from {', '.join(cls.archs)}")
     return cls(encoder, decoder, latent_dim, likelihood)

@@ -71,6 +71,9 @@ ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU)  # what page/nn.js runs betwee
 def runs_in_page(model):
     """None if page/nn.js can run the model's encoder and decoder (Linear layers with a ReLU or a LeakyReLU
     between them, as ``models.mlp`` builds, and a Bernoulli decoder), else one line saying why not."""
+    if model.conditional:
+        return ("the page's explorers decode a point z alone; this model decodes z with the digit's label, "
+                "so the page shows its table row and figures only")
     if model.likelihood.name != "bernoulli":
         return (f"the page decodes pixels as a Bernoulli's sigmoid(logit); this model's likelihood is "
                 f"{model.likelihood.name}, so the page shows its table row and figures only")

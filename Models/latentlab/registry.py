@@ -12,6 +12,7 @@ SCRIPTS = (  # module names in Models/, in the order tables list them
     "Variational_AutoEncoder_with_sampling_animation",  # VAE 2-D
     "Auto_enoder_MNIST",                                # AE 32-D
     "Variational_AutoEncoder",                          # VAE 32-D
+    "Conditional_Variational_AutoEncoder",              # CVAE 2-D
 )
 
 

@@ -62,10 +62,10 @@ def loss_curve(history, model, path):
 
 
 @torch.no_grad()
-def reconstructions(model, x_test, path, n=16):
+def reconstructions(model, x_test, y_test, path, n=16):
     """Rows alternate: test digits, then their reconstructions."""
-    x = x_test[:2 * n]
-    recon = model.image(model.encode(x))
+    x, y = x_test[:2 * n], y_test[:2 * n]
+    recon = model.image(model.encode(x, y), y)
     rows = torch.cat([x[:n], recon[:n], x[n:], recon[n:]]).cpu()
     fig, ax = plt.subplots(figsize=(n * 0.55, 4 * 0.6))
     ax.imshow(image_grid(rows, n), cmap="gray_r", vmin=0, vmax=1)
@@ -121,6 +121,42 @@ def latent_grid(model, codes, path, n=20):
     ax.set_ylabel("z₂")
     where = "ở các phân vị của N(0, 1)" if model.variational else "trên vùng chứa mã test (phân vị 1–99%)"
     ax.set_title(f"{model.label}: giải mã lưới {n}×{n} {where}", fontsize=10)
+    _save(fig, path)
+
+
+@torch.no_grad()
+def label_planes(model, path, n=11):
+    """A conditional model's plane decoded under each label: the same ``n`` x ``n`` grid of z at the
+    quantiles of N(0, 1) in every panel, so a position in the plane is one style across the ten digits."""
+    xs = norm.ppf(np.linspace(0.05, 0.95, n))
+    gx, gy = np.meshgrid(xs, xs[::-1])
+    device = next(model.parameters()).device
+    z = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32, device=device)
+    fig, axes = plt.subplots(2, 5, figsize=(17, 7.4))
+    for digit, ax in enumerate(axes.flat):
+        y = torch.full((len(z),), digit, device=device)
+        ax.imshow(image_grid(model.image(z, y), n, pad=0), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"y = {digit}", fontsize=11)
+        ax.axis("off")
+    fig.suptitle(f"{model.label}: cùng lưới {n}×{n} của z (phân vị 5–95% của N(0, 1)) giải mã với từng nhãn y / "
+                 "the same z grid decoded under each label", fontsize=11)
+    _save(fig, path)
+
+
+@torch.no_grad()
+def style_transfer(model, x_test, y_test, path, per_row=8):
+    """Test digits' codes z = μ(x, y), each decoded under all ten labels: what z keeps when y changes."""
+    idx = [int(np.flatnonzero(y_test.cpu().numpy() == d)[0]) for d in range(per_row)]
+    x, y = x_test[idx], y_test[idx]
+    z = model.encode(x, y)
+    labels = torch.arange(model.condition_size, device=z.device)
+    rows = [torch.cat([x[i:i + 1], model.image(z[i].expand(len(labels), -1), labels)]) for i in range(len(idx))]
+    fig, ax = plt.subplots(figsize=(11 * 0.75, len(idx) * 0.8))
+    ax.imshow(image_grid(torch.cat(rows), 1 + len(labels)), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_xticks([15 + 30 * i for i in range(1 + len(labels))], ["x"] + [f"y={d}" for d in range(len(labels))])
+    ax.set_yticks([])
+    ax.set_title("Mã z của một ảnh test (cột x), giải mã với cả mười nhãn: giữ nét chữ, đổi chữ số\n"
+                 "one z, decoded under all ten labels: style kept, digit changed", fontsize=10)
     _save(fig, path)
 
 
@@ -196,20 +232,26 @@ def kl_per_dim(kl, path):
 def true_posterior(model, x_test, labels, per_image, path):
     """For 8 test digits (the 4 with the largest gap -ELBO - exact, then 4 with the median gap): the
     exact posterior p(z|x) as a heat map under q(z|x)'s 1σ and 2σ ellipses, the digit and its
-    reconstructions from q's mean and from p(z|x)'s mode; below, the gap's histogram over the test set."""
+    reconstructions from q's mean and from p(z|x)'s mode; below, the gap's histogram over the test set.
+    A conditional model's posteriors are p(z|x, y) and q(z|x, y), each digit under its own label."""
     gap = per_image["elbo"] - per_image["nll"]
     chosen = list(np.argsort(gap)[::-1][:4]) + list(np.argsort(np.abs(gap - np.median(gap)))[:4])
+    half_ranges = np.broadcast_to(per_image["half_range"], gap.shape)
     fig = plt.figure(figsize=(17, 7.4))
     grid = fig.add_gridspec(3, 8, height_ratios=[2.6, 0.75, 2.0], hspace=0.35, wspace=0.3)
+    coarse = {}  # one decoded coarse grid per (label, half-range) among the 8 digits
     with torch.no_grad():
-        half_range = per_image["half_range"]
-        coarse = exact.decoded(model, exact.coarse_centres(half_range=half_range)[0].to(x_test.device))  # 8 digits
         for col, i in enumerate(chosen):
-            x = x_test[i]
-            mu, logvar = (t[0].cpu().numpy() for t in model.posterior(x[None]))
-            sigma, top = np.exp(0.5 * logvar), exact.mode(model, x, coarse, half_range)
+            x, half_range = x_test[i], float(half_ranges[i])
+            label = int(labels[i]) if model.conditional else None
+            y = None if label is None else torch.tensor([label], device=x.device)
+            if (label, half_range) not in coarse:
+                centres = exact.coarse_centres(half_range=half_range)[0].to(x_test.device)
+                coarse[label, half_range] = exact.decoded(model, centres, label)
+            mu, logvar = (t[0].cpu().numpy() for t in model.posterior(x[None], y))
+            sigma, top = np.exp(0.5 * logvar), exact.mode(model, x, coarse[label, half_range], half_range, label)
             width = max(8 * sigma.max(), 2.5 * np.abs(mu - top).max(), 0.25)
-            dens, a, b, log_px = exact.posterior_grid(model, x, (mu + top) / 2, width)
+            dens, a, b, log_px = exact.posterior_grid(model, x, (mu + top) / 2, width, label=label)
             ax = fig.add_subplot(grid[0, col])
             # log density, 12 nats deep: a peak far narrower than the window stays visible
             log_dens = np.log(np.maximum(dens, 1e-300))
@@ -222,7 +264,8 @@ def true_posterior(model, x_test, labels, per_image, path):
             ax.set_title(f"{'lớn nhất' if col < 4 else 'điển hình'} · số {labels[i]}\n"
                          f"khoảng cách {gap[i]:.1f} nats", fontsize=9)
             ax.tick_params(labelsize=7)
-            recon = model.image(torch.tensor(np.stack([mu, top]), dtype=torch.float32)).cpu().numpy()
+            recon = model.image(torch.tensor(np.stack([mu, top]), dtype=torch.float32),
+                                None if y is None else y.expand(2)).cpu().numpy()
             strip = np.concatenate([x.cpu().numpy().reshape(28, 28), np.zeros((28, 2)), recon[0].reshape(28, 28),
                                     np.zeros((28, 2)), recon[1].reshape(28, 28)], 1)
             ax = fig.add_subplot(grid[1, col])
@@ -265,6 +308,8 @@ FIGURES = {  # a script's ``figures`` (its ModelSpec) -> the files each draws be
     "latent_pca": ("latent_pca.png",),
     "kl_per_dim": ("kl_per_dim.png",),
     "true_posterior": ("true_posterior.png",),
+    "label_planes": ("label_planes.png",),
+    "style_transfer": ("style_transfer.png",),
 }
 
 
@@ -274,7 +319,7 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
     y_train = data.y_train.cpu().numpy()
     draw = {
         "loss_curve.png": lambda p: loss_curve(state.history, model, p),
-        "reconstructions.png": lambda p: reconstructions(model, data.x_test, p),
+        "reconstructions.png": lambda p: reconstructions(model, data.x_test, data.y_test, p),
         "latent_space.png": lambda p: latent_space(codes, labels, p, model.label, seed),
         "sampling_1.gif": lambda p: run_animations.ae_loop(model, codes, labels, p),
         "sampling_2.gif": lambda p: run_animations.ae_cluster_tour(model, codes, labels, p),
@@ -290,6 +335,8 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         "latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed),
         "kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p),
         "true_posterior.png": lambda p: true_posterior(model, data.x_test, labels, extras["per_image"], p),
+        "label_planes.png": lambda p: label_planes(model, p),
+        "style_transfer.png": lambda p: style_transfer(model, data.x_test, data.y_test, p),
     }
     timings = {}
     for name in COMMON + tuple(f for key in spec.figures for f in FIGURES[key]):

@@ -33,20 +33,20 @@ from .models import ARCHS
 from .registry import specs
 
 SWEEPS_DIR = REPO_ROOT / "sweeps"
-# name -> what it runs (models: every model of the registry, or with "variational", those that have a KL to
-# weigh); script defaults otherwise
+FP32 = ["--precision", "fp32"]  # every preset trains in fp32: the same kind of numbers on CPUs with and without bf16
+# name -> what it runs (models: every model of the registry unless listed); script defaults otherwise
 PRESETS = {
-    "seeds": {"seeds": [0, 1, 2, 3, 4], "betas": [None]},
-    "beta": {"variational": True, "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]},
+    "seeds": {"seeds": [0, 1, 2, 3, 4], "betas": [None], "args": FP32},
+    "beta": {"models": ["vae2", "vae32"], "seeds": [0, 1, 2], "betas": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0], "args": FP32},
     # both pairs at one budget of 10 epochs: a conv epoch costs several MLP epochs on CPU
-    "arch": {"seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10"]},
+    "arch": {"models": ["ae2", "vae2", "ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "archs": ["mlp", "conv"], "args": ["--epochs", "10", *FP32]},
     # the 32-D scripts (any code size; AE 15 epochs, VAE 30, as their defaults) at six code sizes
-    "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64]},
-    # variants: named sets of flags compared with the first, every run in fp32 so that CPUs with bf16 give
-    # the same kind of numbers as the seeds sweep (README's table)
-    "warmup": {"models": ["vae32"], "seeds": [0, 1, 2], "betas": [None], "args": ["--precision", "fp32"],
+    "latent": {"models": ["ae32", "vae32"], "seeds": [0, 1, 2], "betas": [None], "latents": [2, 4, 8, 16, 32, 64],
+               "args": FP32},
+    # variants: named sets of flags, each a group of runs compared with the first (table.md)
+    "warmup": {"models": ["vae32"], "seeds": [0, 1, 2], "betas": [None], "args": FP32,
                "variants": {"no-warmup": [], "warmup10": ["--beta-warmup", "10"]}},
-    "likelihood": {"variational": True, "seeds": [0, 1, 2], "betas": [None], "args": ["--precision", "fp32"],
+    "likelihood": {"models": ["vae2", "vae32"], "seeds": [0, 1, 2], "betas": [None], "args": FP32,
                    "variants": {"bernoulli": [], "continuous-bernoulli": ["--likelihood", "continuous-bernoulli"]}},
 }
 # metrics.json keys that are settings, not measurements: not summarised
@@ -94,9 +94,7 @@ def definition(name, models=None, seeds=None, betas=None, args=None, archs=None,
     """The sweep's settings: a preset's, with any part given replacing it. ``variants``: {name: flags},
     each set of flags a group of runs of its own, compared with the first (``sweep_reports.versus_table``)."""
     base = PRESETS.get(name, {"seeds": [0], "betas": [None]})
-    preset_models = base.get("models") or [k for k, spec in specs().items()
-                                           if spec.model.variational or not base.get("variational")]
-    d = {"models": list(models or preset_models), "seeds": list(seeds if seeds is not None else base["seeds"]),
+    d = {"models": list(models or base.get("models") or specs()), "seeds": list(seeds if seeds is not None else base["seeds"]),
          "betas": list(betas or base["betas"]), "args": list(args if args is not None else base.get("args", []))}
     archs = list(archs or base.get("archs", [None]))
     if archs != [None]:   # absent otherwise, as in the sweep.json of sweeps made before --archs
@@ -136,7 +134,7 @@ def plan(name, d, root=SWEEPS_DIR):
     for key in d["models"]:
         betas = d["betas"] if specs()[key].model.variational else [None]  # an AE has no KL term to weigh
         for latent in d.get("latents", [None]):
-            for arch in d.get("archs", [None]):
+            for arch in [a for a in d.get("archs", [None]) if a in (None, *specs()[key].model.archs)]:
                 for variant, flags in (d.get("variants") or {None: []}).items():
                     for beta in betas:
                         runs += [Run(key, seed, beta, tuple(d["args"] + flags), folder, arch, latent, variant)

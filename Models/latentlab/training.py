@@ -63,10 +63,12 @@ class Interrupted(Exception):
         self.snapshot = snapshot
 
 
-def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None, beta=1.0):
-    """One pass over ``x_train`` in random order, minimising rec + β·KL; returns the mean (−ELBO, rec, kl)
-    per image (the true bound, whatever β is). ``beta``: a number, or β as a function of the step
-    (``kl_warmup``), the scheduler's count of steps so far.
+def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar=None, amp=None, beta=1.0,
+                y_train=None):
+    """One pass over ``x_train`` (and its labels ``y_train``, which a conditional model reads) in random
+    order, minimising rec + β·KL; returns the mean (−ELBO, rec, kl) per image (the true bound, whatever β
+    is). ``beta``: a number, or β as a function of the step (``kl_warmup``), the scheduler's count of
+    steps so far.
 
     ``amp``: None (float32), or the dtype the layers run in where the hardware has it (``precision``).
     """
@@ -75,9 +77,11 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
     perm = torch.randperm(n, device=device)
     totals = torch.zeros(3, device=device)
     for start in range(0, n, batch_size):
-        xb = x_train.index_select(0, perm[start:start + batch_size])  # faster than x_train[idx]
+        idx = perm[start:start + batch_size]
+        xb = x_train.index_select(0, idx)  # faster than x_train[idx]
+        yb = None if y_train is None else y_train.index_select(0, idx)
         with autocast(model, amp):
-            loss, rec, kl = model.loss(xb, beta(scheduler.last_epoch) if callable(beta) else beta)
+            loss, rec, kl = model.loss(xb, beta(scheduler.last_epoch) if callable(beta) else beta, y=yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -91,14 +95,14 @@ def train_epoch(model, optimizer, scheduler, x_train, batch_size, stop=None, bar
 
 
 @torch.no_grad()
-def evaluate(model, x, seed=0, batch_size=1000, amp=None):
+def evaluate(model, x, seed=0, batch_size=1000, amp=None, y=None):
     """Test-set figures in one pass, with the VAE's noise drawn from its own seeded generator so the
     numbers do not depend on how much training randomness was used before.
 
     ``amp`` (None: float32) as in ``train_epoch``: the per-epoch monitoring runs in the training
     precision (faster); the final metrics always in float32.
 
-    Returns a dict: loss/rec/kl (nats per image: the model's loss terms, a variational model's with one
+    ``y``: the labels of ``x``, for a conditional model. Returns a dict: loss/rec/kl (nats per image: the model's loss terms, a variational model's with one
     z sample per image), mse and bce of the deterministic reconstruction (the decoded code), and ``codes``.
     """
     model.eval()
@@ -107,12 +111,14 @@ def evaluate(model, x, seed=0, batch_size=1000, amp=None):
     codes = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
+        yb = None if y is None else y[start:start + batch_size]
         with autocast(model, amp):
-            code = model.encode(xb)
-            logits = model.decode(code)
+            code = model.encode(xb, yb)
+            logits = model.decode(code, yb)
             bce = -model.log_likelihood(xb, logits).mean()
             # an autoencoder's loss is this very reconstruction: no second pass for it
-            _, rec, kl = model.loss(xb, generator=gen) if model.variational else (bce, bce, torch.zeros_like(bce))
+            _, rec, kl = (model.loss(xb, generator=gen, y=yb) if model.variational
+                          else (bce, bce, torch.zeros_like(bce)))
         mse = (model.likelihood.mean(logits) - xb).pow(2).mean(dim=1).sum()
         m = xb.shape[0]
         sums += torch.stack((rec * m, kl * m, mse, bce * m)).double()
@@ -128,10 +134,11 @@ def frame_subset(n_test, size=3000):
 
 
 @torch.no_grad()
-def encode_all(model, x, batch_size=10000):
-    """Codes (AE) or posterior means (VAE) of every row of ``x``."""
+def encode_all(model, x, y=None, batch_size=10000):
+    """Codes (AE) or posterior means (VAE) of every row of ``x`` (with its label in ``y``, for a conditional model)."""
     model.eval()
-    return torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    return torch.cat([model.encode(x[i:i + batch_size], None if y is None else y[i:i + batch_size])
+                      for i in range(0, x.shape[0], batch_size)])
 
 
 @dataclass
@@ -220,7 +227,8 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         model.init_output_bias(data.x_train)
         state.frame_index = frame_index
         if frame_index is not None:
-            state.code_frames.append(_frame(evaluate(model, data.x_test, seed, amp=amp)["codes"], frame_index))
+            state.code_frames.append(_frame(evaluate(model, data.x_test, seed, amp=amp, y=data.y_test)["codes"],
+                                            frame_index))
     last_good = _snapshot(state, model, optimizer, scheduler, device)
     for epoch in range(state.epoch + 1, epochs + 1):
         began = time.perf_counter()
@@ -228,7 +236,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         if progress == "bar":
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, file=sys.stdout)
         means = train_epoch(model, optimizer, scheduler, data.x_train, batch_size, stop, bar, amp,
-                            kl_warmup(beta, beta_warmup * steps))
+                            kl_warmup(beta, beta_warmup * steps), data.y_train)
         if bar is not None:
             bar.close()
         if means is None:
@@ -236,7 +244,7 @@ def fit(model, data, epochs, batch_size, lr, seed=0, state=None, stop=None, prog
         if not all(math.isfinite(v) for v in means):
             raise UserError(f"the training loss became {means[0]} in epoch {epoch}; "
                             f"try a smaller --lr (the last good results were kept)")
-        h = _record_epoch(state, epoch, means, evaluate(model, data.x_test, seed, amp=amp), began)
+        h = _record_epoch(state, epoch, means, evaluate(model, data.x_test, seed, amp=amp, y=data.y_test), began)
         if progress != "none":
             log(f"epoch {epoch:3d}/{epochs}  train {h['train_loss']:.2f}  test {h['test_loss']:.2f} "
                 f"nats  test MSE {h['test_mse']:.5f}  {h['seconds']:.1f}s")

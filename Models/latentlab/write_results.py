@@ -27,8 +27,8 @@ def evaluate_and_write(spec, model, data, config, state, staging, device, say=pr
     """
     began = time.perf_counter()
     scored = first_test_images(data, config.get("test_subset"))
-    test = evaluate(model, scored.x_test, config["seed"])
-    train_codes = encode_all(model, data.x_train).cpu().numpy()
+    test = evaluate(model, scored.x_test, config["seed"], y=scored.y_test)
+    train_codes = encode_all(model, data.x_train, data.y_train).cpu().numpy()
     metrics, extras = quality_metrics(model, scored, test, train_codes, config["seed"], lean)
     extras["frame_labels"] = data.y_test.cpu().numpy()  # kept frames index the test set from its start
     record = {"model": config["kind"], **{k: v for k, v in config.items() if k != "kind"},
