@@ -111,3 +111,14 @@ def test_the_readmes_table_is_the_seeds_sweeps_summary():
     for readme in ("README.md", "README.en.md"):
         text = (REPO / readme).read_text(encoding="utf-8")
         assert text.split(START, 1)[1].split(END, 1)[0].strip() == expected, readme
+
+
+@pytest.mark.parametrize("sweep", ["warmup", "likelihood"])
+def test_the_variant_tables_are_their_sweeps_summaries(sweep):
+    """docs/variants.md's tables come from sweeps/<sweep>/summary.json through compare_models.py, unchanged."""
+    from compare_models import variant_markers, variant_note
+    from latentlab.sweep_reports import load, variant_table
+    summary = load(REPO / "sweeps" / sweep / "summary.json")
+    start, end = variant_markers(sweep)
+    text = (REPO / "docs" / "variants.md").read_text(encoding="utf-8")
+    assert text.split(start, 1)[1].split(end, 1)[0].strip() == variant_table(summary) + "\n\n" + variant_note(summary)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import small_trained, small_trained_vae
+from latentlab import exact
 from latentlab.checkpoints import CLASSIFIER_PATH, load_classifier
 from latentlab.data import load_mnist
 from latentlab.metrics import (REFERENCE_STATS_PATH, active_units, class_entropy, classify, feature_stats,
@@ -113,7 +114,8 @@ def test_the_2d_vae_metrics_keep_their_order_and_definitions(vae2_metrics):
     assert 0 < m["test_iwae_gap"] < m["test_inference_gap"]
     assert (per["elbo"] >= per["iwae"] - 1e-4).all()   # Jensen, per image: mean of -log w ≥ -log mean w
     assert "nll_exact_error" not in m   # lean: a sweep's metrics-only run
-    assert m["nll_exact_grid"] == {"step": 0.02, "range": 6.0}
+    assert m["nll_exact_grid"]["step"] == 0.02 and m["nll_exact_grid"]["range"] == 6.0
+    assert m["nll_exact_grid"]["ring_share"] < exact.RING_SHARE
     # kNN accuracy: a recount with plain numpy (5 nearest training codes, majority vote)
     codes = test["codes"].numpy()
     dist = ((codes[:, None, :] - extras["train_codes"][None]) ** 2).sum(-1)

@@ -110,16 +110,17 @@ def chosen_cells(model, x, step=STEP, cell=CELL, half_range=HALF_RANGE, margin=M
 
 
 def widened_grid(model, x, ranges=RANGES, share=RING_SHARE, label=None):
-    """(half-range, its ``chosen_cells``): the first half-range of ``ranges`` on whose coarse grid the
-    outermost ring of cells holds less than ``share`` of the images' posterior mass, on average: a
-    posterior beyond the border piles its mass onto the ring. The prior keeps a Bernoulli decoder's
+    """(half-range, its ``chosen_cells``, the ring's mean share there): the first half-range of ``ranges`` on
+    whose coarse grid the outermost ring of cells holds less than ``share`` of the images' posterior mass, on
+    average (a posterior beyond the border piles its mass onto the ring), else the widest, whose share then
+    says how much mass may lie beyond it. The prior keeps a Bernoulli decoder's
     posteriors within [-6, 6]^2; a continuous Bernoulli's log-likelihoods of thousands of nats pull them
     out to |z| ≈ 25 (docs/exact-likelihood.md)."""
     for half_range in ranges:
         chosen, _, ring_share = coarse_pass(model, x, half_range, label=label)
         if ring_share < share:
             break
-    return half_range, chosen
+    return half_range, chosen, ring_share
 
 
 @torch.no_grad()

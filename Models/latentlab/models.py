@@ -242,8 +242,8 @@ class VAE(LatentModel):
 
 class CVAE(VAE):
     """Sohn, Lee & Yan (2015): the VAE with the label y beside x in the encoder, q(z|x, y), and beside z in
-    the decoder, p(x|z, y), one-hot; the prior stays N(0, I). Its −ELBO and exact NLL bound −log p(x|y):
-    the label is given, so they are not comparable with the VAE's −log p(x)."""
+    the decoder, p(x|z, y), one-hot; the prior stays N(0, I). Its −ELBO, IWAE and exact NLL are of
+    −log p(x|y): the label is given, so they are not comparable with the VAE's −log p(x)."""
     name, label = "cvae", "CVAE"
     conditional = True
     condition_size = 10  # the digits 0-9, one-hot
@@ -252,6 +252,8 @@ class CVAE(VAE):
     def given(self, rows, y):
         """``rows`` (..., n) with the one-hot labels ``y`` appended to each row (broadcast over the leading
         dimensions, as the IWAE's k samples of each image)."""
+        if y is None:
+            raise ValueError(f"the {self.label} reads the digits' labels: pass y")
         onehot = nn.functional.one_hot(y, self.condition_size).to(rows.dtype)
         return torch.cat([rows, onehot.expand(*rows.shape[:-1], self.condition_size)], -1)
 
