@@ -52,7 +52,9 @@ from latentlab import cli, data, models, registry, training
 device, root, images, jobs, precision = json.loads(sys.argv[1])
 device = cli.pick_device(device)
 amp = cli.pick_precision(precision, device)
-x = data.load_mnist(root, device).x_train
+mnist = data.load_mnist(root, device)
+x, y = mnist.x_train, mnist.y_train
+labelled = "y_train" in inspect.signature(training.train_epoch).parameters  # since the conditional VAE
 if hasattr(training, "keep_freed_memory"):  # what the old fit() did first
     training.keep_freed_memory()
 
@@ -65,12 +67,15 @@ def seconds(spec, arch):
     made = training.make_optimizer(model, spec.lr, spec.epochs, math.ceil(len(x) / spec.batch_size))
     steppers = made if isinstance(made, tuple) else (made,)
     (model.init_output_bias(x) if hasattr(model, "init_output_bias") else training.init_output_bias(model, x))
-    training.train_epoch(model, *steppers, x[:4 * spec.batch_size], spec.batch_size, amp=amp)  # warm-up
+    n = 4 * spec.batch_size
+    training.train_epoch(model, *steppers, x[:n], spec.batch_size, amp=amp, **({"y_train": y[:n]} if labelled else {}))
     began = time.perf_counter()
-    training.train_epoch(model, *steppers, x[:images], spec.batch_size, amp=amp)
+    training.train_epoch(model, *steppers, x[:images], spec.batch_size, amp=amp,
+                         **({"y_train": y[:images]} if labelled else {}))
     return time.perf_counter() - began
 
-print(json.dumps([seconds(registry.specs()[key], arch) for key, arch in jobs]))
+known = registry.specs()  # a baseline may predate a model: None for it
+print(json.dumps([seconds(known[key], arch) if key in known else None for key, arch in jobs]))
 """
 
 
@@ -165,7 +170,7 @@ def time_tree(tree, device, images, jobs, precision="auto"):
 def section_baseline(device, amp, args):
     rev, images = args.baseline, args.epochs_images
     mlp = [[key, "mlp"] for key in SPECS]
-    ours = mlp + [[key, "conv"] for key in SPECS]
+    ours = mlp + [[key, "conv"] for key in SPECS if "conv" in SPECS[key].model.archs]
     print(f"\n2. training seconds per {EPOCH_IMAGES:,}-image epoch (timed over {images:,} images, scaled), "
           f"this tree against {rev}; median of {args.repeats}, taking turns")
     base, new = [], []
@@ -178,11 +183,11 @@ def section_baseline(device, amp, args):
                 base.append(time_tree(tree, args.device, images, mlp, args.precision))
                 new.append(time_tree(REPO, args.device, images, ours, args.precision))
     scale = EPOCH_IMAGES / images
-    base, new = ([statistics.median(s) * scale for s in zip(*side)] for side in (base, new))
+    base, new = ([None if None in s else statistics.median(s) * scale for s in zip(*side)] for side in (base, new))
     rows = []
     for i, (key, arch) in enumerate(ours):  # the baseline times the first len(base) jobs only
         spec = SPECS[key]
-        old, ratio = (f"{base[i]:.2f}", f"{new[i] / base[i]:.2f}") if i < len(base) else ("—", "—")
+        old, ratio = (f"{base[i]:.2f}", f"{new[i] / base[i]:.2f}") if i < len(base) and base[i] else ("—", "—")
         rows.append((label(spec, arch), spec.batch_size, precision(amp), old, f"{new[i]:.2f}", ratio))
     table(("model", "batch", "precision", f"{rev} s", "this tree s", "new/base"), rows)
 
@@ -227,7 +232,7 @@ def script_run(spec, arch, device):
 
 
 def section_end_to_end(device, amp, args):
-    jobs = [(spec, arch) for arch in ("mlp", "conv")[:1 + args.conv_end_to_end] for spec in SPECS.values()]
+    jobs = [(spec, arch) for arch in ("mlp", "conv")[:1 + args.conv_end_to_end] for spec in SPECS.values() if arch in spec.model.archs]
     runs = [[] for _ in jobs]
     for _ in range(args.repeats):  # in turns, so a slow spell of a shared machine hits every script
         for job, done in zip(jobs, runs):
