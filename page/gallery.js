@@ -47,6 +47,10 @@
                              "PCA of the 32-D test codes: the two directions of largest variance."],
     "kl_per_dim.png": () => ["KL của từng chiều: chiều xám (KL ≈ 0) bị tắt, posterior trùng prior.",
                              "KL of each dimension: grey ones (KL ≈ 0) are switched off, posterior = prior."],
+    "label_planes.png": () => ["Cùng một lưới z giải mã với từng nhãn y: một vị trí trên mặt phẳng là một kiểu chữ ở mọi chữ số.",
+                               "The same grid of z under each label y: one place in the plane is one style for every digit."],
+    "style_transfer.png": () => ["Mã z của một ảnh test giải mã với cả mười nhãn: giữ nét chữ, đổi chữ số.",
+                                 "One test digit's z decoded under all ten labels: style kept, digit changed."],
   };
 
   function runLine(model, data) {

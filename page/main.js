@@ -32,7 +32,7 @@
         made[m.key] = make(panel, datasets[m.key]);
       } else if (shown[m.key]) {  // trained, but with layers page/nn.js does not run
         panel.innerHTML = `<h3>${m.label}</h3><p class="missing">${ll.gallery.both(
-          "Trang không chạy được mô hình này (lý do bên cạnh), nên chỉ hiện hàng của nó trong bảng và các hình.",
+          `Trang không chạy mô hình này, chỉ hiện hàng của nó trong bảng và các hình. Lý do: ${shown[m.key].unsupported}`,
           shown[m.key].unsupported)}</p>`;
       } else {
         panel.innerHTML = `<h3>${m.label}</h3><p class="missing">${ll.gallery.runLine(m, null)}</p>`;
