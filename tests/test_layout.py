@@ -14,7 +14,7 @@ from latentlab.registry import SCRIPTS
 
 PACKAGE = MODELS / "latentlab"
 # Each module may import only those before it (checked with every import, lazy ones included).
-ORDER = ["__init__", "data", "likelihoods", "losses", "models", "precision", "training", "checkpoints", "exact", "metrics",
+ORDER = ["__init__", "data", "likelihoods", "losses", "models", "precision", "training", "checkpoints", "exact", "inference", "metrics",
          "style", "run_animations", "run_figures", "page_export", "write_results", "folder_swap", "cli", "registry",
          "sweep_reports", "sweep_jobs"]
 
