@@ -102,8 +102,9 @@ def evaluate(model, x, seed=0, batch_size=1000, amp=None, y=None):
     ``amp`` (None: float32) as in ``train_epoch``: the per-epoch monitoring runs in the training
     precision (faster); the final metrics always in float32.
 
-    ``y``: the labels of ``x``, for a conditional model. Returns a dict: loss/rec/kl (nats per image: the model's loss terms, a variational model's with one
-    z sample per image), mse and bce of the deterministic reconstruction (the decoded code), and ``codes``.
+    ``y``: the labels of ``x``, for a conditional model. Returns a dict: loss/rec/kl (nats per image: the
+    model's loss terms, a variational model's with one z sample per image), mse and bce of the deterministic
+    reconstruction (the decoded code), and ``codes``.
     """
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -135,7 +136,8 @@ def frame_subset(n_test, size=3000):
 
 @torch.no_grad()
 def encode_all(model, x, y=None, batch_size=10000):
-    """Codes (AE) or posterior means (VAE) of every row of ``x`` (with its label in ``y``, for a conditional model)."""
+    """Codes (AE) or posterior means (VAE) of every row of ``x`` (with its label in ``y``, for a conditional
+    model)."""
     model.eval()
     return torch.cat([model.encode(x[i:i + batch_size], None if y is None else y[i:i + batch_size])
                       for i in range(0, x.shape[0], batch_size)])
