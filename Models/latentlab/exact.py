@@ -10,10 +10,11 @@ Autoencoders"); the IWAE bound (Burda et al., 2015) closes part of it.
 
 The grid is coarse-to-fine: a coarse grid (cells of ``step * cell``) over [-R, R]^2 finds, for each
 image, the cells within ``margin`` nats of its best one; those cells and their neighbours are then
-summed on the fine grid (midpoint rule, step ``step``). A conditional model's grid is decoded under one
-``label`` (every function takes it): its -log p(x|y) is summed digit by digit (``metrics.exact_metrics``). The posteriors here are ~0.02-0.1 wide, and a
+summed on the fine grid (midpoint rule, step ``step``). The posteriors here are ~0.02-0.1 wide, and a
 midpoint sum of such a smooth peak converges faster than any power of the step (halving 0.02 moves
-the mean by 0.0004 nats); ``error_bound`` measures a bound on it in every run.
+the mean by 0.0004 nats); ``error_bound`` measures a bound on it in every run. A conditional model's
+grid is decoded under one ``label`` (every function takes it): its -log p(x|y) is summed digit by digit
+(``metrics.exact_metrics``).
 """
 import math
 
@@ -113,9 +114,9 @@ def widened_grid(model, x, ranges=RANGES, share=RING_SHARE, label=None):
     """(half-range, its ``chosen_cells``, the ring's mean share there): the first half-range of ``ranges`` on
     whose coarse grid the outermost ring of cells holds less than ``share`` of the images' posterior mass, on
     average (a posterior beyond the border piles its mass onto the ring), else the widest, whose share then
-    says how much mass may lie beyond it. The prior keeps a Bernoulli decoder's
-    posteriors within [-6, 6]^2; a continuous Bernoulli's log-likelihoods of thousands of nats pull them
-    out to |z| ≈ 25 (docs/exact-likelihood.md)."""
+    says how much mass may lie beyond it. The prior keeps a Bernoulli decoder's posteriors within
+    [-6, 6]^2; a continuous Bernoulli's log-likelihoods of thousands of nats pull them out to |z| ≈ 25
+    (docs/exact-likelihood.md)."""
     for half_range in ranges:
         chosen, _, ring_share = coarse_pass(model, x, half_range, label=label)
         if ring_share < share:

@@ -78,18 +78,18 @@ def exact_metrics(model, x, iwae, elbo, measure_error=True, y=None, error_images
     ``measure_error``: False skips the error measurement, as sweeps' metrics-only runs do. A conditional
     model's -log p(x|y) is summed digit by digit, on a grid decoded under each label (``y``: the labels)."""
     labels = range(model.condition_size) if model.conditional else [None]
-    rows = {c: np.flatnonzero(y.cpu().numpy() == c) if c is not None else np.arange(len(x)) for c in labels}
     nll, half_range, error, ring = np.empty(len(x)), np.empty(len(x)), 0.0, 0.0
-    for c, idx in rows.items():
+    for c in labels:
+        idx = np.arange(len(x)) if c is None else np.flatnonzero(y.cpu().numpy() == c)
         if len(idx) == 0:
             continue
-        half_range[idx], chosen, ring_share = exact.widened_grid(model, x[idx], label=c)
-        ring = max(ring, ring_share)
-        nll[idx] = -exact.exact_log_px(model, x[idx], half_range=half_range[idx[0]], chosen=chosen, label=c)
+        hr, chosen, ring_share = exact.widened_grid(model, x[idx], label=c)
+        half_range[idx], ring = hr, max(ring, ring_share)
+        nll[idx] = -exact.exact_log_px(model, x[idx], half_range=hr, chosen=chosen, label=c)
         first = idx[idx < error_images]
         if measure_error and len(first):  # each label's share of the error of the mean over the first images
             error += len(first) / min(error_images, len(x)) * max(exact.error_bound(
-                model, x[first], half_range=half_range[idx[0]], base=-nll[first], label=c))
+                model, x[first], half_range=hr, base=-nll[first], label=c))
     m = {"test_nll_exact": float(nll.mean()),
          # ring_share: the posterior mass on the grid's outer ring (< 0.001 unless the widest range was too narrow)
          "nll_exact_grid": {"step": exact.STEP, "range": float(half_range.max()), "ring_share": ring},
