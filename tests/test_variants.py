@@ -54,3 +54,22 @@ def test_a_run_with_the_same_command_line_in_another_sweep_is_its_twin(tmp_path)
 def test_a_variant_name_must_be_a_folder_name():
     with pytest.raises(UserError, match="variant name"):
         definition("x", models=["vae2"], variants={"a/b": []})
+
+
+def test_a_slurm_job_that_shows_failed_for_a_moment_while_it_is_requeued_is_not_over(monkeypatch, tmp_path):
+    """submitit requeues a preempted job itself; SLURM may show it FAILED (or forget it) for a moment before it
+    is PENDING again, so the watcher waits REQUEUE_GRACE_S before it calls a job without a result over."""
+    from types import SimpleNamespace
+
+    from latentlab import sweep_jobs
+    states = iter(["RUNNING", "FAILED", "PENDING", "FAILED", "FAILED", "FAILED"])
+    monkeypatch.setattr(sweep_jobs, "slurm_state", lambda job_id: next(states))
+    monkeypatch.setattr(sweep_jobs, "REQUEUE_GRACE_S", 0.3)
+    job = SimpleNamespace(job_id="7_0", paths=SimpleNamespace(result_pickle=tmp_path / "7_0_result.pkl"))
+    seen = {}
+    assert [sweep_jobs._ended(job, True, True, seen)[0] for _ in range(4)] == [False] * 4  # ..., PENDING, FAILED
+    import time
+    time.sleep(0.35)
+    assert sweep_jobs._ended(job, True, True, seen) == (True, "FAILED")  # still FAILED after the grace: over
+    (tmp_path / "7_0_result.pkl").touch()
+    assert sweep_jobs._ended(job, True, False, {})[0]  # a result ends it at once

@@ -255,8 +255,13 @@ def slurm_state(job_id):
     return found.group(1) if found else None
 
 
-def _ended(job, slurm, poll):
-    """(ended, SLURM state): a job has ended when it wrote its result (or error), or when SLURM says so."""
+REQUEUE_GRACE_S = 15
+
+
+def _ended(job, slurm, poll, first_seen):
+    """(ended, SLURM state): a job has ended when it wrote its result (or error), or when SLURM says so
+    for ``REQUEUE_GRACE_S`` seconds: a preempted job that submitit requeues can show an ended state
+    for a moment before it is PENDING again. ``first_seen``: job id -> when it was first seen ended."""
     if job.paths.result_pickle.exists():
         return True, None
     if not slurm:
@@ -264,7 +269,11 @@ def _ended(job, slurm, poll):
     if not poll:
         return False, None
     state = slurm_state(job.job_id)
-    return state is None or state in SLURM_ENDED, state
+    if state is not None and state not in SLURM_ENDED:
+        first_seen.pop(job.job_id, None)
+        return False, state
+    since = first_seen.setdefault(job.job_id, time.monotonic())
+    return time.monotonic() - since >= REQUEUE_GRACE_S, state
 
 
 @contextmanager
@@ -294,7 +303,7 @@ def run_all(executor, limit, runs, threads, say=partial(print, flush=True)):
     job array); returns the names of those that failed. KeyboardInterrupt cancels the live jobs, each
     of which keeps its last whole epoch for --resume."""
     began, failed, done, pending, live = time.perf_counter(), [], 0, list(runs), {}
-    slurm, polls = isinstance(executor, submitit.SlurmExecutor), 0
+    slurm, polls, seen_ended = isinstance(executor, submitit.SlurmExecutor), 0, {}
     try:
         while pending or live:
             room = len(pending) if limit is None else limit - len(live)
@@ -308,7 +317,7 @@ def run_all(executor, limit, runs, threads, say=partial(print, flush=True)):
             time.sleep(0.5)
             polls += 1
             for job in list(live):
-                ended, state = _ended(job, slurm, polls % 10 == 0)  # scontrol every 5 s
+                ended, state = _ended(job, slurm, polls % 10 == 0, seen_ended)  # scontrol every 5 s
                 if not ended:
                     continue
                 run = live.pop(job)
@@ -334,7 +343,7 @@ def run_all(executor, limit, runs, threads, say=partial(print, flush=True)):
             job.cancel(check=False)  # SIGINT to a local job; scancel, whose SIGTERM the script obeys, on SLURM
         deadline = time.monotonic() + 120
         for job in live:
-            while not _ended(job, slurm, True)[0] and time.monotonic() < deadline:
+            while not _ended(job, slurm, True, seen_ended)[0] and time.monotonic() < deadline:
                 time.sleep(0.5)
         raise
     return failed
