@@ -14,7 +14,7 @@ from pathlib import Path
 
 from latentlab.data import REPO_ROOT
 from latentlab.registry import specs
-from latentlab.sweep_reports import (arch_table, beta_figures, comparison_figure, load, markdown_table,
+from latentlab.sweep_reports import (arch_table, beta_figures, comparison_figure, inference_figure, load, markdown_table,
                                     variant_table)
 from latentlab.sweep_jobs import summarize
 
@@ -111,6 +111,8 @@ def main():
         print(f"updated the metrics table in {readme}")
     comparison_figure(summary, args.root / "comparison.png")
     print(f"updated {args.root / 'comparison.png'}")
+    if seeds.exists() and inference_figure(summary, seeds.parent / "inference_gaps.png"):
+        print(f"updated {seeds.parent / 'inference_gaps.png'}")
     arch, models_doc = args.root / "sweeps" / "arch" / "summary.json", args.root / "docs" / "models.md"
     if arch.exists() and models_doc.exists():
         summary = load(arch)

@@ -3,13 +3,14 @@ structure and sample quality, each on the full 10,000-image test set.
 """
 import hashlib
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from . import exact
+from . import exact, inference
 from .checkpoints import CLASSIFIER_PATH, load_classifier
 from .losses import gaussian_kl
 
@@ -23,6 +24,8 @@ TABLE_COLUMNS = [
     ("test_neg_elbo", "−ELBO (nats)", "{:.1f}", "low"),
     ("test_nll_iwae", "IWAE NLL (nats)", "{:.1f}", "low"),
     ("test_nll_exact", "exact NLL (nats)", "{:.1f}", "low"),
+    ("approximation_gap", "approx. gap (nats)", "{:.2f}", "low"),
+    ("amortization_gap", "amort. gap (nats)", "{:.2f}", "low"),
     ("knn_accuracy", "kNN acc.", "{:.3f}", "high"),
     ("recon_accuracy", "recon acc.", "{:.3f}", "high"),
     ("sample_confidence", "sample conf.", "{:.3f}", "high"),
@@ -98,6 +101,83 @@ def exact_metrics(model, x, iwae, elbo, measure_error=True, y=None, error_images
     if measure_error:
         m["nll_exact_error"] = error
     return m, {"nll": nll, "elbo": elbo, "iwae": iwae, "half_range": half_range}
+
+
+def _mean_error(errors):
+    """The standard error of a mean over images from each image's own (independent) standard error."""
+    return float(np.sqrt(np.sum(np.square(errors))) / len(errors))
+
+
+def inference_metrics(model, x, y=None, exact_nll=None, seed=0):
+    """The inference gap split in two (Cremer, Li & Duvenaud, 2018) on the first ``inference.IMAGES`` images:
+    the approximation gap log p(x) − ELBO(q*) and the amortization gap ELBO(q*) − ELBO(q_encoder), q* each
+    image's own diagonal Gaussian fitted by ``inference.fit``. log p(x): the exact one (``exact_nll``, at 2-D),
+    else IWAE with k = ``inference.IWAE_K`` and q* as proposal, with its standard error. Then, on the first
+    ``STUDY_IMAGES``: the ELBO after K steps from the encoder's q (semi-amortized refinement, Kim et al., 2018),
+    the fit started from the prior, and at 2-D the richer families' approximation gaps. Returns (metrics,
+    per-image arrays and the fitted q's for the figures)."""
+    n, study = min(inference.IMAGES, len(x)), min(inference.STUDY_IMAGES, len(x), inference.IMAGES)
+    xs, ys = x[:n], None if y is None else y[:n]
+    evaluate = partial(inference.evaluate, model, seed=seed + 1)   # the same fixed noise for every q
+    q = inference.start("diagonal", model, xs, ys)
+    encoder, encoder_error = inference.elbo_of(evaluate(xs, q, y=ys))
+    trace = inference.fit(model, xs, q, seed=seed, y=ys)
+    if exact_nll is not None:
+        best, best_error = inference.elbo_of(evaluate(xs, q, y=ys))
+        log_px, log_px_error = -exact_nll[:n], np.zeros(n)   # the quadrature's own error: nll_exact_error
+    else:
+        log_w = evaluate(xs, q, draws=inference.IWAE_K, y=ys)
+        best, best_error = inference.elbo_of(log_w)
+        log_px, log_px_error = inference.iwae_of(log_w)
+    m = {"approximation_gap": float((log_px - best).mean()), "amortization_gap": float((best - encoder).mean()),
+         # a few digits whose true posterior has two distant modes weigh on the means: the medians too
+         "approximation_gap_median": float(np.median(log_px - best)),
+         "amortization_gap_median": float(np.median(best - encoder)),
+         "vi_inference_gap": float((log_px - encoder).mean()),
+         # Monte Carlo standard errors of the three means (the images' draws are independent)
+         "approximation_gap_error": _mean_error(np.hypot(log_px_error, best_error)),
+         "amortization_gap_error": _mean_error(np.hypot(best_error, encoder_error)),
+         "vi_last_gain": inference.last_gain(trace)}
+    if exact_nll is None:
+        m["vi_log_px"], m["vi_log_px_error"] = float(log_px.mean()), _mean_error(log_px_error)
+        # the estimate with a tenth of the draws: how much k still moves it (IWAE is biased low)
+        m["vi_log_px_k_tenth"] = float(inference.iwae_of(log_w[:inference.IWAE_K // 10])[0].mean())
+    fitted = {"diagonal": q}
+    m.update(_inference_study(model, xs[:study], None if ys is None else ys[:study], best[:study], log_px[:study],
+                              exact_nll is not None, evaluate, fitted, seed))
+    m["vi"] = {"images": n, "study_images": study, "steps": inference.STEPS,
+               "lr": {f: inference.FAMILIES[f].lr for f in fitted},
+               "samples": inference.SAMPLES, "eval_samples": inference.EVAL_SAMPLES,
+               "log_px": "exact" if exact_nll is not None else f"iwae k={inference.IWAE_K}, q* proposal"}
+    return m, {"encoder_elbo": encoder, "fitted_elbo": best, "log_px": log_px, "fitted": fitted}
+
+
+def _inference_study(model, xt, yt, best, log_px, exact, evaluate, fitted, seed):
+    """``inference_metrics``' study on its first images ``xt``: the ELBO after K steps from the encoder's q; at
+    2-D (``exact``) the fit from the prior and the richer families (added to ``fitted``). ``best``, ``log_px``:
+    the diagonal q*'s ELBO and log p(x) of these images."""
+    m = {}
+    for k in inference.K_STEPS:   # K steps of the fit from the encoder's q, each with its own cosine schedule
+        qk = inference.start("diagonal", model, xt, yt)
+        inference.fit(model, xt, qk, steps=k, seed=seed, y=yt)
+        m[f"vi_elbo_k{k}"] = float(inference.elbo_of(evaluate(xt, qk, y=yt))[0].mean())
+    m[f"vi_elbo_k{inference.STEPS}"], m["vi_log_px_study"] = float(best.mean()), float(log_px.mean())
+    if not exact:
+        return m
+    prior_q = inference.start("diagonal", model, xt, yt, prior=True)
+    inference.fit(model, xt, prior_q, seed=seed, y=yt)
+    from_prior = inference.elbo_of(evaluate(xt, prior_q, y=yt))[0] - best
+    m["vi_prior_start_difference"] = float(from_prior.mean())
+    m["vi_prior_start_worse"] = float((from_prior < -0.5).mean())   # ended in a worse optimum
+    for family in ("full", "flow"):
+        fitted[family] = inference.start(family, model, xt, yt, seed=seed)
+        inference.fit(model, xt, fitted[family], seed=seed, y=yt)
+        elbo = inference.elbo_of(evaluate(xt, fitted[family], y=yt))[0]
+        m[f"approximation_gap_{family}"] = float((log_px - elbo).mean())
+        m[f"approximation_gap_{family}_median"] = float(np.median(log_px - elbo))
+    m["approximation_gap_diagonal_study"] = float((log_px - best).mean())
+    m["approximation_gap_diagonal_study_median"] = float(np.median(log_px - best))
+    return m
 
 
 @torch.no_grad()
@@ -198,9 +278,14 @@ def quality_metrics(model, data, test, train_codes, seed=0, lean=False):
         m["test_neg_elbo"], m["test_rec"], m["test_kl"] = test["loss"], test["rec"], test["kl"]
         iwae, elbo = iwae_bound(model, data.x_test, seed=seed, per_image=True, y=data.y_test)
         m["test_nll_iwae"], m["iwae_k"] = float(iwae.mean()), IWAE_K
+        exact_nll = None
         if model.latent_dim == 2:
             exact_m, per_image = exact_metrics(model, data.x_test, iwae, elbo, not lean, data.y_test)
             m.update(exact_m)
+            exact_nll = per_image["nll"]
+        vi_m, vi_extras = inference_metrics(model, data.x_test, data.y_test, exact_nll, seed)
+        m.update(vi_m)
+        per_image = {**(per_image or {}), "vi": vi_extras}
         m["active_units"] = active_units(test_codes)
         kl_dims = kl_per_dimension(model, data.x_test, data.y_test)
     else:

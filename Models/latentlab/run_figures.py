@@ -287,6 +287,73 @@ def true_posterior(model, x_test, labels, per_image, path):
     _save(fig, path)
 
 
+def _ellipse(ax, mean, cov, color, label, k=2):
+    """The ``k``-sigma ellipse of a 2-D Gaussian, from its covariance's eigenvectors."""
+    w, v = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(v[1, 1], v[0, 1]))
+    ax.add_patch(Ellipse(mean, 2 * k * np.sqrt(w[1]), 2 * k * np.sqrt(w[0]), angle=angle, fill=False, ec=color,
+                         lw=1.5, label=label))
+
+
+FAMILY_STYLE = {"encoder": ("#4dd0ff", "q của encoder"), "diagonal": ("#7CFC00", "q* chéo"),
+                "full": ("#ffd400", "q* hiệp phương sai đầy đủ"), "flow": ("white", "q* flow (mẫu)")}
+
+
+def fitted_posteriors(model, x_test, labels, vi, path):
+    """Per-image VI made visible (metrics.inference_metrics' fitted q's): for 4 digits with the largest inference
+    gap among the study images and 4 typical ones, the true posterior p(z|x) (heat map, log density 12 nats
+    deep) under the 2σ ellipses of the encoder's q and of q* of each Gaussian family, and draws of the flow's
+    q*; below, each image's two gaps over the fitted images."""
+    fitted, n = vi["fitted"], len(vi["fitted"]["full"].mu)
+    inference_gap = (vi["log_px"] - vi["encoder_elbo"])[:n]
+    chosen = list(np.argsort(inference_gap)[::-1][:4]) + list(np.argsort(np.abs(inference_gap - np.median(inference_gap)))[:4])
+    y_all = torch.as_tensor(labels, device=x_test.device) if model.conditional else None
+    with torch.no_grad():
+        mu_enc, logvar_enc = (t.cpu().numpy() for t in model.posterior(x_test[:n], None if y_all is None else y_all[:n]))
+        gaussians = {f: [t.cpu().numpy() for t in fitted[f].mean_cov()] for f in ("diagonal", "full")}
+        flow_draws = fitted["flow"].rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
+    fig = plt.figure(figsize=(17, 5.6))
+    grid = fig.add_gridspec(2, 8, height_ratios=[2.2, 1.3], hspace=0.2, wspace=0.3)
+    for col, i in enumerate(chosen):
+        label = int(labels[i]) if model.conditional else None
+        means = [mu_enc[i], gaussians["diagonal"][0][i], gaussians["full"][0][i], flow_draws[:, i].mean(0)]
+        spread = np.ptp(np.vstack([means, flow_draws[:, i]]), axis=0).max()
+        width = max(1.6 * spread, 6 * np.exp(0.5 * logvar_enc[i]).max(), 0.25)
+        dens, a, b, _ = exact.posterior_grid(model, x_test[i], np.mean(means, 0), width, label=label)
+        ax = fig.add_subplot(grid[0, col])
+        log_dens = np.log(np.maximum(dens, 1e-300))
+        ax.imshow(log_dens, extent=[a[0], a[-1], b[0], b[-1]], origin="lower", cmap="magma", aspect="equal",
+                  vmin=log_dens.max() - 12, vmax=log_dens.max())
+        ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
+        _ellipse(ax, mu_enc[i], np.diag(np.exp(logvar_enc[i])), *FAMILY_STYLE["encoder"])
+        for family in ("diagonal", "full"):
+            _ellipse(ax, gaussians[family][0][i], gaussians[family][1][i], *FAMILY_STYLE[family])
+        ax.set_xlim(a[0], a[-1])
+        ax.set_ylim(b[0], b[-1])
+        ax.set_title(f"{'lớn nhất' if col < 4 else 'điển hình'} · số {labels[i]}\n"
+                     f"{inference_gap[i]:.1f} = {vi['fitted_elbo'][i] - vi['encoder_elbo'][i]:.1f}"
+                     f" + {vi['log_px'][i] - vi['fitted_elbo'][i]:.1f} nats", fontsize=9)
+        ax.tick_params(labelsize=7)
+    handles = [plt.Line2D([], [], color=c, lw=2 if f != "flow" else 0, marker="" if f != "flow" else ".",
+                          label=text) for f, (c, text) in FAMILY_STYLE.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.96), fontsize=9,
+               facecolor="#333333", labelcolor="white")
+    ax = fig.add_subplot(grid[1, :])
+    approximation, amortization = vi["log_px"] - vi["fitted_elbo"], vi["fitted_elbo"] - vi["encoder_elbo"]
+    bins = np.linspace(min(approximation.min(), amortization.min(), 0), max(approximation.max(), amortization.max()), 120)
+    ax.hist(amortization, bins=bins, color="C0", alpha=0.7, log=True,
+            label=f"khấu hao ELBO(q*) − ELBO(encoder): trung bình {amortization.mean():.2f}, trung vị {np.median(amortization):.2f}")
+    ax.hist(approximation, bins=bins, color="C3", alpha=0.7, log=True,
+            label=f"xấp xỉ log p(x) − ELBO(q*): trung bình {approximation.mean():.2f}, trung vị {np.median(approximation):.2f}")
+    ax.set_xlabel(f"nats, trên {len(approximation)} ảnh test đầu tiên (q* chéo, mỗi ảnh một q)")
+    ax.set_ylabel("số ảnh (thang log)")
+    ax.legend(fontsize=9)
+    fig.suptitle("Suy diễn biến phân theo từng ảnh (Cremer et al., 2018): hậu nghiệm thật p(z|x) (nền), q của encoder và "
+                 "q* tối ưu riêng cho ảnh đó trong từng họ (elip 2σ)\ntiêu đề mỗi ô: khoảng cách suy diễn = khấu hao "
+                 "+ xấp xỉ (q* chéo), nats", fontsize=11, y=1.04)
+    _save(fig, path)
+
+
 def posterior_gif(state, labels, path, say=print):
     """posterior_evolution.gif from the per-epoch codes kept with the checkpoint, coloured by the
     labels of the very test images whose codes were kept (``state.frame_index``)."""
@@ -307,7 +374,7 @@ FIGURES = {  # a script's ``figures`` (its ModelSpec) -> the files each draws be
     "samples": ("samples.png",),
     "latent_pca": ("latent_pca.png",),
     "kl_per_dim": ("kl_per_dim.png",),
-    "true_posterior": ("true_posterior.png",),
+    "true_posterior": ("true_posterior.png", "fitted_posteriors.png"),
     "label_planes": ("label_planes.png",),
     "style_transfer": ("style_transfer.png",),
 }
@@ -335,6 +402,7 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         "latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed),
         "kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p),
         "true_posterior.png": lambda p: true_posterior(model, data.x_test, labels, extras["per_image"], p),
+        "fitted_posteriors.png": lambda p: fitted_posteriors(model, data.x_test, labels, extras["per_image"]["vi"], p),
         "label_planes.png": lambda p: label_planes(model, p),
         "style_transfer.png": lambda p: style_transfer(model, data.x_test, data.y_test, p),
     }

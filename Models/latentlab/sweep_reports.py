@@ -143,6 +143,63 @@ def comparison_figure(summary, path):
     plt.close(fig)
 
 
+def _values(group, key):
+    return np.array(group["metrics"][key]["values"]) if key in group["metrics"] else None
+
+
+def inference_figure(summary, path):
+    """The inference gap split in two (metrics.inference_metrics) over the seeds: left, stacked bars of the
+    amortization and the approximation gap for each VAE (diagonal q*) and, at 2-D, for each family on the
+    study images (their amortization gap is what remains of that set's inference gap); right, the inference
+    gap left after K steps of per-image VI from the encoder's q (semi-amortized). Mean ± sd over seeds.
+    Returns False when no group has the split."""
+    from .inference import FAMILIES, K_STEPS, STEPS   # the K the runs recorded
+    groups = [g for g in summary["groups"] if "approximation_gap" in g["metrics"]]
+    if not groups:
+        return False
+    bars = []   # (label, amortization values, approximation values)
+    for g in groups:
+        bars.append((f"{g['label']}\n{1000} ảnh, q* chéo", _values(g, "amortization_gap"), _values(g, "approximation_gap")))
+    for g in groups:
+        total = _values(g, "vi_log_px_study") - _values(g, "vi_elbo_k0")
+        for family in FAMILIES:
+            key = "approximation_gap_diagonal_study" if family == "diagonal" else f"approximation_gap_{family}"
+            if _values(g, key) is not None:
+                bars.append((f"{g['label']}\n200 ảnh, q* {family}", total - _values(g, key), _values(g, key)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    for x, (label, amortization, approximation) in enumerate(bars):
+        for bottom, part, color, name in ((0, amortization, "C0", "khấu hao / amortization"),
+                                          (amortization.mean(), approximation, "C3", "xấp xỉ / approximation")):
+            left.bar(x, part.mean(), bottom=bottom, color=color, alpha=0.75, width=0.7, label=name if x == 0 else None)
+            if len(part) > 1:
+                left.errorbar(x, bottom + part.mean(), yerr=part.std(ddof=1), color="k", capsize=3, lw=1)
+    left.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+    left.set_ylabel("nats / ảnh")
+    left.set_title("Khoảng cách suy diễn = khấu hao + xấp xỉ (Cremer et al., 2018)", fontsize=10)
+    left.legend(fontsize=8)
+    left.grid(axis="y", alpha=0.3)
+    ks = [*K_STEPS, STEPS]
+    for i, g in enumerate(groups):
+        left_gap = np.array([_values(g, "vi_log_px_study") - _values(g, f"vi_elbo_k{k}") for k in ks])  # (K, seeds)
+        color = MODEL_COLORS[summary["groups"].index(g) % len(MODEL_COLORS)]
+        right.errorbar([max(k, 0.5) for k in ks], left_gap.mean(1), yerr=left_gap.std(1, ddof=1) if left_gap.shape[1] > 1
+                       else None, marker="o", color=color, capsize=3, label=g["label"])
+    right.set_xscale("log")
+    right.set_xticks([max(k, 0.5) for k in ks], ["0", *map(str, ks[1:])])
+    right.set_xlabel("K bước Adam từ q của encoder (semi-amortized, Kim et al., 2018)")
+    right.set_ylabel("log p(x) − ELBO sau K bước (nats)")
+    right.set_title("Khoảng cách khấu hao khép lại theo K (200 ảnh đầu)", fontsize=10)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    n = sorted({g["n"] for g in groups})
+    fig.suptitle(f"Trung bình ± độ lệch chuẩn trên {n[0]} seed; log p(x): chính xác ở 2-D, IWAE k = 5000 với q* ở 32-D",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
 # --------------------------------------------------------------------------- the β bridge
 
 def _by_beta(summary, model):
