@@ -51,6 +51,10 @@
                                "The same grid of z under each label y: one place in the plane is one style for every digit."],
     "style_transfer.png": () => ["Mã z của một ảnh test giải mã với cả mười nhãn: giữ nét chữ, đổi chữ số.",
                                  "One test digit's z decoded under all ten labels: style kept, digit changed."],
+    "true_posterior.png": () => ["Hậu nghiệm thật p(z|x), tính chính xác trên lưới, dưới elip của q(z|x) mà encoder đoán.",
+                                 "The true posterior p(z|x), exact on a grid, under the ellipses of the encoder's q(z|x)."],
+    "fitted_posteriors.png": () => ["q* tối ưu riêng cho từng ảnh (chéo, đầy đủ, flow) so với q của encoder: khoảng cách khấu hao và xấp xỉ.",
+                                    "Each digit's own best q* (diagonal, full, flow) against the encoder's q: the amortization and approximation gaps."],
   };
 
   function runLine(model, data) {

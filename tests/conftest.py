@@ -62,7 +62,7 @@ def read_metrics(folder):
 def without_timings(metrics):
     """metrics.json without its wall-clock times: what must be equal between two runs that should match."""
     m = {k: v for k, v in metrics.items() if k not in ("train_seconds", "eval_seconds", "run_seconds",
-                                                       "figure_seconds")}
+                                                       "figure_seconds", "vi_seconds")}
     m["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
     return m
 

@@ -10,6 +10,7 @@
   the state an interrupted run resumes from
 - ``checkpoints``: every file of weights or training state (model.pt, resume state, the LeNet)
 - ``exact``: the 2-D VAE's exact likelihood and true posteriors, by quadrature over the code plane
+- ``inference``: per-image variational inference, each image's own q fitted on its ELBO (three families)
 - ``metrics``: everything written to ``metrics.json``
 - ``style``: the digit palette, scatter, legends and prior circles every picture shares
 - ``run_figures``: one run's static PNGs;  ``run_animations``: its GIFs

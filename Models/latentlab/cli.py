@@ -21,6 +21,7 @@ from . import UserError
 from .checkpoints import load_resume, load_run, resume_path, save_resume
 from .data import REPO_ROOT, first_test_images, load_mnist
 from .folder_swap import swap_in, writing
+from .inference import IMAGES as VI_IMAGES
 from .likelihoods import NAMES as LIKELIHOODS
 from .models import build_model
 from .training import Interrupted, StopFlag, fit, frame_subset
@@ -149,6 +150,11 @@ def build_parser(spec, description=None):
         p.add_argument("--beta-warmup", type=non_negative, default=0, metavar="EPOCHS",
                        help="β rises linearly from 0 to --beta over the first EPOCHS epochs (KL annealing: Bowman "
                             "et al., 2016; Sønderby et al., 2016); 0 trains with --beta from the start (default: 0)")
+        p.add_argument("--vi-images", type=non_negative, default=None, metavar="N",
+                       help="per-image variational inference on the first N test images: each image's own q "
+                            "fitted on its ELBO, the inference gap split into approximation and amortization "
+                            "gaps (docs/variational-inference.md); 0 skips it (default: a tenth of the scored "
+                            f"test images, {VI_IMAGES} of the full test set)")
         p.add_argument("--beta", type=positive(float), default=1.0,
                        help="weight of the KL term in the training loss, rec + β·KL (β-VAE, Higgins et al., "
                             "2017); the reported −ELBO and IWAE stay the true bounds (default: 1.0)")
@@ -327,7 +333,7 @@ def run(spec, args, stop):
         try:
             record = write_results.evaluate_and_write(spec, model, data, config, state, staging, device, say,
                                                 run_began, model_from=out if args.plots_only else None,
-                                                lean=args.lean)
+                                                lean=args.lean, vi_images=getattr(args, "vi_images", 0))
             swap_in(staging, out)
         except OSError as e:  # a full disk, above all
             kept = "" if args.plots_only else "; the training is kept: continue with --resume"

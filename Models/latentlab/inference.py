@@ -8,8 +8,9 @@ way: the reparameterisation trick (Kingma & Welling, 2013), autograd and ``torch
 a batch with parameters of its own (the objective is a sum over images, so one image's gradient does not
 depend on the others), started from the encoder's q.
 
-A family is a class holding each image's parameters, with one method: ``rsample(draws, generator)``, the
-draws z = f(ε) (differentiable in the parameters) and log q(z) at each. Three families:
+A family is a class holding each image's parameters (``parameters()``, what Adam moves) and
+``transform(ε)``, which turns standard normal noise into v with −log |det ∂v/∂ε|; ``Family.rsample`` then gives
+the draws z (differentiable in the parameters: the reparameterisation trick) and log q(z). Three families:
 - ``DiagonalGaussian``: N(μ, diag σ²), the encoder's own family;
 - ``FullGaussian``: N(μ, L Lᵀ) with L lower-triangular, which can tilt to follow a correlated posterior;
 - ``PlanarFlow``: a diagonal Gaussian pushed through planar layers z ← z + u·tanh(wᵀz + b) (Rezende &
@@ -36,7 +37,7 @@ class Family:
     which starts at N(0, I). Adam's steps are then measured in the start's widths, so one learning rate fits
     every image: a 2-D posterior can be 0.02 wide, the prior 1."""
 
-    def __init__(self, mu, logvar):
+    def __init__(self, mu, logvar, generator=None):
         self.center, self.scale = mu.detach().clone(), (0.5 * logvar).detach().exp()
         shape = mu.shape
         self.mu = torch.zeros(shape, device=mu.device, requires_grad=True)      # the mean of v
@@ -53,9 +54,6 @@ class Family:
 class DiagonalGaussian(Family):
     """q(z) = N(μ, diag σ²), one per image: the encoder's family."""
     name, lr = "diagonal", 0.2   # Adam's first learning rate: 300 steps end within 0.01 nats of 2,000
-
-    def __init__(self, mu, logvar, generator=None):
-        super().__init__(mu, logvar)
 
     def parameters(self):
         return [self.mu, self.logvar]
@@ -168,10 +166,12 @@ def last_gain(trace, share=0.1):
 
 
 @torch.no_grad()
-def evaluate(model, x, q, draws=EVAL_SAMPLES, seed=1, y=None, chunk=20):
+def evaluate(model, x, q, draws=EVAL_SAMPLES, seed=1, y=None, rows=20_000):
     """The deterministic evaluation: each image's log weights over ``draws`` draws of fixed noise
-    (``seed``), as float64 (draws, images), drawn ``chunk`` at a time. ``elbo_of`` and ``iwae_of`` read them."""
+    (``seed``), as float64 (draws, images), about ``rows`` decoded images at a time. ``elbo_of`` and
+    ``iwae_of`` read them."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
+    chunk = max(1, rows // len(x))
     parts = [log_weights(model, x, q, min(chunk, draws - s), gen, y).double() for s in range(0, draws, chunk)]
     return torch.cat(parts).cpu()
 

@@ -299,24 +299,29 @@ FAMILY_STYLE = {"encoder": ("#4dd0ff", "q của encoder"), "diagonal": ("#7CFC00
                 "full": ("#ffd400", "q* hiệp phương sai đầy đủ"), "flow": ("white", "q* flow (mẫu)")}
 
 
-def fitted_posteriors(model, x_test, labels, vi, path):
+def fitted_posteriors(model, x_test, labels, vi, path, say=print):
     """Per-image VI made visible (metrics.inference_metrics' fitted q's): for 4 digits with the largest inference
     gap among the study images and 4 typical ones, the true posterior p(z|x) (heat map, log density 12 nats
     deep) under the 2σ ellipses of the encoder's q and of q* of each Gaussian family, and draws of the flow's
-    q*; below, each image's two gaps over the fitted images."""
-    fitted, n = vi["fitted"], len(vi["fitted"]["full"].mu)
+    q*; below, each image's two gaps over the fitted images. Skipped when the run did no per-image VI."""
+    if vi is None:
+        say("fitted_posteriors.png skipped: this run did no per-image VI (--vi-images 0)")
+        return
+    fitted = vi["fitted"]
+    n = min(len(q.mu) for q in fitted.values())   # the study's images, where the richer families were fitted
     inference_gap = (vi["log_px"] - vi["encoder_elbo"])[:n]
     chosen = list(np.argsort(inference_gap)[::-1][:4]) + list(np.argsort(np.abs(inference_gap - np.median(inference_gap)))[:4])
     y_all = torch.as_tensor(labels, device=x_test.device) if model.conditional else None
     with torch.no_grad():
         mu_enc, logvar_enc = (t.cpu().numpy() for t in model.posterior(x_test[:n], None if y_all is None else y_all[:n]))
-        gaussians = {f: [t.cpu().numpy() for t in fitted[f].mean_cov()] for f in ("diagonal", "full")}
-        flow_draws = fitted["flow"].rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
+        gaussians = {f: [t.cpu().numpy() for t in fitted[f].mean_cov()] for f in ("diagonal", "full") if f in fitted}
+        flow = fitted.get("flow", fitted["diagonal"])   # without the study, the diagonal q*'s draws stand in
+        flow_draws = flow.rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
     fig = plt.figure(figsize=(17, 5.6))
     grid = fig.add_gridspec(2, 8, height_ratios=[2.2, 1.3], hspace=0.2, wspace=0.3)
     for col, i in enumerate(chosen):
         label = int(labels[i]) if model.conditional else None
-        means = [mu_enc[i], gaussians["diagonal"][0][i], gaussians["full"][0][i], flow_draws[:, i].mean(0)]
+        means = [mu_enc[i], *(g[0][i] for g in gaussians.values()), flow_draws[:, i].mean(0)]
         spread = np.ptp(np.vstack([means, flow_draws[:, i]]), axis=0).max()
         width = max(1.6 * spread, 6 * np.exp(0.5 * logvar_enc[i]).max(), 0.25)
         dens, a, b, _ = exact.posterior_grid(model, x_test[i], np.mean(means, 0), width, label=label)
@@ -324,10 +329,11 @@ def fitted_posteriors(model, x_test, labels, vi, path):
         log_dens = np.log(np.maximum(dens, 1e-300))
         ax.imshow(log_dens, extent=[a[0], a[-1], b[0], b[-1]], origin="lower", cmap="magma", aspect="equal",
                   vmin=log_dens.max() - 12, vmax=log_dens.max())
-        ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
+        if "flow" in fitted:
+            ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
         _ellipse(ax, mu_enc[i], np.diag(np.exp(logvar_enc[i])), *FAMILY_STYLE["encoder"])
-        for family in ("diagonal", "full"):
-            _ellipse(ax, gaussians[family][0][i], gaussians[family][1][i], *FAMILY_STYLE[family])
+        for family, (mean, cov) in gaussians.items():
+            _ellipse(ax, mean[i], cov[i], *FAMILY_STYLE[family])
         ax.set_xlim(a[0], a[-1])
         ax.set_ylim(b[0], b[-1])
         ax.set_title(f"{'lớn nhất' if col < 4 else 'điển hình'} · số {labels[i]}\n"
@@ -335,7 +341,7 @@ def fitted_posteriors(model, x_test, labels, vi, path):
                      f" + {vi['log_px'][i] - vi['fitted_elbo'][i]:.1f} nats", fontsize=9)
         ax.tick_params(labelsize=7)
     handles = [plt.Line2D([], [], color=c, lw=2 if f != "flow" else 0, marker="" if f != "flow" else ".",
-                          label=text) for f, (c, text) in FAMILY_STYLE.items()]
+                          label=text) for f, (c, text) in FAMILY_STYLE.items() if f == "encoder" or f in fitted]
     fig.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.96), fontsize=9,
                facecolor="#333333", labelcolor="white")
     ax = fig.add_subplot(grid[1, :])
@@ -402,7 +408,8 @@ def write_all(spec, model, data, state, extras, out, seed, say=print):
         "latent_pca.png": lambda p: latent_pca(codes, labels, p, model.label, seed),
         "kl_per_dim.png": lambda p: kl_per_dim(extras["kl_per_dim"], p),
         "true_posterior.png": lambda p: true_posterior(model, data.x_test, labels, extras["per_image"], p),
-        "fitted_posteriors.png": lambda p: fitted_posteriors(model, data.x_test, labels, extras["per_image"]["vi"], p),
+        "fitted_posteriors.png": lambda p: fitted_posteriors(model, data.x_test, labels, extras["per_image"].get("vi"),
+                                                             p, say),
         "label_planes.png": lambda p: label_planes(model, p),
         "style_transfer.png": lambda p: style_transfer(model, data.x_test, data.y_test, p),
     }

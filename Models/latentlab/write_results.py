@@ -18,18 +18,20 @@ TEST_CODES = "test_codes.npy"  # --lean runs of a 2-D model: every test code, fl
 
 
 def evaluate_and_write(spec, model, data, config, state, staging, device, say=print, run_began=None,
-                       model_from=None, lean=False):
+                       model_from=None, lean=False, vi_images=0):
     """Every metric on the test set (its first ``config["test_subset"]`` images where that is set), every
     figure, ``metrics.json``, ``model.pt`` and the page's data file into ``staging``; returns the record.
 
     ``model_from``: the results folder whose ``model.pt`` is carried over unchanged (``--plots-only``);
     otherwise the model is saved afresh. ``lean``: only the metrics (and a 2-D model's test codes).
+    ``vi_images``: test images of the per-image variational inference (a VAE's; 0: none; None: a tenth of
+    the scored ones).
     """
     began = time.perf_counter()
     scored = first_test_images(data, config.get("test_subset"))
     test = evaluate(model, scored.x_test, config["seed"], y=scored.y_test)
     train_codes = encode_all(model, data.x_train, data.y_train).cpu().numpy()
-    metrics, extras = quality_metrics(model, scored, test, train_codes, config["seed"], lean)
+    metrics, extras = quality_metrics(model, scored, test, train_codes, config["seed"], lean, vi_images)
     extras["frame_labels"] = data.y_test.cpu().numpy()  # kept frames index the test set from its start
     record = {"model": config["kind"], **{k: v for k, v in config.items() if k != "kind"},
               "device": str(device), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
