@@ -77,11 +77,12 @@ def ppca(d_x=5, sigma=0.5, seed=0):
 def test_probabilistic_pca_full_covariance_reaches_log_px_and_diagonal_falls_short_by_the_closed_form():
     model, x, log_px, shortfall = ppca()
     assert shortfall > 0.3                                            # a correlated posterior
-    full, full_error, _ = fitted_elbo(model, x, "full", draws=4000)
-    diagonal, diag_error, _ = fitted_elbo(model, x, "diagonal", draws=4000)
+    full, full_error, _ = fitted_elbo(model, x, "full", steps=500, draws=4000)
+    diagonal, diag_error, _ = fitted_elbo(model, x, "diagonal", steps=500, draws=4000)
     assert np.abs(full - log_px).max() < 0.05                         # no approximation gap
-    assert np.abs((log_px - diagonal) - shortfall).max() < 0.05       # the diagonal's: the closed form
-    assert max(full_error.max(), diag_error.max()) < 0.02
+    gap = log_px - diagonal                                           # the diagonal's: the closed form
+    assert abs(gap.mean() - shortfall) < 0.02 and np.abs(gap - shortfall).max() < 0.1, (gap.mean(), shortfall)
+    assert max(full_error.max(), diag_error.max()) < 0.03
 
 
 @pytest.fixture(scope="module")

@@ -319,9 +319,13 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
         flow_draws = flow.rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
     fig = plt.figure(figsize=(17, 5.6))
     grid = fig.add_gridspec(2, 8, height_ratios=[2.2, 1.3], hspace=0.2, wspace=0.3)
+    coarse = {}   # one decoded coarse grid per label, to find each digit's true mode (a second one can be far)
     for col, i in enumerate(chosen):
         label = int(labels[i]) if model.conditional else None
-        means = [mu_enc[i], *(g[0][i] for g in gaussians.values()), flow_draws[:, i].mean(0)]
+        if label not in coarse:
+            coarse[label] = exact.decoded(model, exact.coarse_centres()[0].to(x_test.device), label)
+        top = exact.mode(model, x_test[i], coarse[label], label=label)
+        means = [mu_enc[i], *(g[0][i] for g in gaussians.values()), flow_draws[:, i].mean(0), top]
         spread = np.ptp(np.vstack([means, flow_draws[:, i]]), axis=0).max()
         width = max(1.6 * spread, 6 * np.exp(0.5 * logvar_enc[i]).max(), 0.25)
         dens, a, b, _ = exact.posterior_grid(model, x_test[i], np.mean(means, 0), width, label=label)
@@ -332,6 +336,7 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
         if "flow" in fitted:
             ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
         _ellipse(ax, mu_enc[i], np.diag(np.exp(logvar_enc[i])), *FAMILY_STYLE["encoder"])
+        ax.plot(*top, "x", color="white", ms=7, mew=2)
         for family, (mean, cov) in gaussians.items():
             _ellipse(ax, mean[i], cov[i], *FAMILY_STYLE[family])
         ax.set_xlim(a[0], a[-1])
@@ -355,8 +360,8 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
     ax.set_ylabel("số ảnh (thang log)")
     ax.legend(fontsize=9)
     fig.suptitle("Suy diễn biến phân theo từng ảnh (Cremer et al., 2018): hậu nghiệm thật p(z|x) (nền), q của encoder và "
-                 "q* tối ưu riêng cho ảnh đó trong từng họ (elip 2σ)\ntiêu đề mỗi ô: khoảng cách suy diễn = khấu hao "
-                 "+ xấp xỉ (q* chéo), nats", fontsize=11, y=1.04)
+                 "q* tối ưu riêng cho ảnh đó trong từng họ (elip 2σ), × là mode của p(z|x)\ntiêu đề mỗi ô: khoảng "
+                 "cách suy diễn = khấu hao + xấp xỉ (q* chéo), nats", fontsize=11, y=1.04)
     _save(fig, path)
 
 
