@@ -299,6 +299,19 @@ FAMILY_STYLE = {"encoder": ("#4dd0ff", "q của encoder"), "diagonal": ("#7CFC00
                 "full": ("#ffd400", "q* hiệp phương sai đầy đủ"), "flow": ("white", "q* flow (mẫu)")}
 
 
+def _gap_histograms(ax, vi):
+    """Each fitted image's amortization and approximation gap, as two histograms on a log count axis."""
+    approximation, amortization = vi["log_px"] - vi["fitted_elbo"], vi["fitted_elbo"] - vi["encoder_elbo"]
+    bins = np.linspace(min(approximation.min(), amortization.min(), 0), max(approximation.max(), amortization.max()), 120)
+    ax.hist(amortization, bins=bins, color="C0", alpha=0.7, log=True,
+            label=f"khấu hao ELBO(q*) − ELBO(encoder): trung bình {amortization.mean():.2f}, trung vị {np.median(amortization):.2f}")
+    ax.hist(approximation, bins=bins, color="C3", alpha=0.7, log=True,
+            label=f"xấp xỉ log p(x) − ELBO(q*): trung bình {approximation.mean():.2f}, trung vị {np.median(approximation):.2f}")
+    ax.set_xlabel(f"nats, trên {len(approximation)} ảnh test đầu tiên (q* chéo, mỗi ảnh một q)")
+    ax.set_ylabel("số ảnh (thang log)")
+    ax.legend(fontsize=9)
+
+
 def fitted_posteriors(model, x_test, labels, vi, path, say=print):
     """Per-image VI made visible (metrics.inference_metrics' fitted q's): for 4 digits with the largest inference
     gap among the study images and 4 typical ones, the true posterior p(z|x) (heat map, log density 12 nats
@@ -349,16 +362,7 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
                           label=text) for f, (c, text) in FAMILY_STYLE.items() if f == "encoder" or f in fitted]
     fig.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.96), fontsize=9,
                facecolor="#333333", labelcolor="white")
-    ax = fig.add_subplot(grid[1, :])
-    approximation, amortization = vi["log_px"] - vi["fitted_elbo"], vi["fitted_elbo"] - vi["encoder_elbo"]
-    bins = np.linspace(min(approximation.min(), amortization.min(), 0), max(approximation.max(), amortization.max()), 120)
-    ax.hist(amortization, bins=bins, color="C0", alpha=0.7, log=True,
-            label=f"khấu hao ELBO(q*) − ELBO(encoder): trung bình {amortization.mean():.2f}, trung vị {np.median(amortization):.2f}")
-    ax.hist(approximation, bins=bins, color="C3", alpha=0.7, log=True,
-            label=f"xấp xỉ log p(x) − ELBO(q*): trung bình {approximation.mean():.2f}, trung vị {np.median(approximation):.2f}")
-    ax.set_xlabel(f"nats, trên {len(approximation)} ảnh test đầu tiên (q* chéo, mỗi ảnh một q)")
-    ax.set_ylabel("số ảnh (thang log)")
-    ax.legend(fontsize=9)
+    _gap_histograms(fig.add_subplot(grid[1, :]), vi)
     fig.suptitle("Suy diễn biến phân theo từng ảnh (Cremer et al., 2018): hậu nghiệm thật p(z|x) (nền), q của encoder và "
                  "q* tối ưu riêng cho ảnh đó trong từng họ (elip 2σ), × là mode của p(z|x)\ntiêu đề mỗi ô: khoảng "
                  "cách suy diễn = khấu hao + xấp xỉ (q* chéo), nats", fontsize=11, y=1.04)

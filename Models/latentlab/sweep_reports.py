@@ -153,19 +153,20 @@ def inference_figure(summary, path):
     study images (their amortization gap is what remains of that set's inference gap); right, the inference
     gap left after K steps of per-image VI from the encoder's q (semi-amortized). Mean ± sd over seeds.
     Returns False when no group has the split."""
-    from .inference import FAMILIES, K_STEPS, STEPS   # the K the runs recorded
+    from .inference import FAMILIES, IMAGES, K_STEPS, STEPS, STUDY_IMAGES   # what the runs recorded
+    names = {"diagonal": "chéo", "full": "đầy đủ", "flow": "flow"}
     groups = [g for g in summary["groups"] if "approximation_gap" in g["metrics"]]
     if not groups:
         return False
     bars = []   # (label, amortization values, approximation values)
     for g in groups:
-        bars.append((f"{g['label']}\n{1000} ảnh, q* chéo", _values(g, "amortization_gap"), _values(g, "approximation_gap")))
+        bars.append((f"{g['label']}\n{IMAGES} ảnh\nq* chéo", _values(g, "amortization_gap"), _values(g, "approximation_gap")))
     for g in groups:
         total = _values(g, "vi_log_px_study") - _values(g, "vi_elbo_k0")
         for family in FAMILIES:
             key = "approximation_gap_diagonal_study" if family == "diagonal" else f"approximation_gap_{family}"
             if _values(g, key) is not None:
-                bars.append((f"{g['label']}\n200 ảnh, q* {family}", total - _values(g, key), _values(g, key)))
+                bars.append((f"{g['label']}\n{STUDY_IMAGES} ảnh\nq* {names[family]}", total - _values(g, key), _values(g, key)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1.6, 1]})
     for x, (label, amortization, approximation) in enumerate(bars):
         for bottom, part, color, name in ((0, amortization, "C0", "khấu hao / amortization"),
@@ -188,7 +189,7 @@ def inference_figure(summary, path):
     right.set_xticks([max(k, 0.5) for k in ks], ["0", *map(str, ks[1:])])
     right.set_xlabel("K bước Adam từ q của encoder (semi-amortized, Kim et al., 2018)")
     right.set_ylabel("log p(x) − ELBO sau K bước (nats)")
-    right.set_title("Khoảng cách khấu hao khép lại theo K (200 ảnh đầu)", fontsize=10)
+    right.set_title(f"Khoảng cách khấu hao khép lại theo K ({STUDY_IMAGES} ảnh đầu)", fontsize=10)
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
     n = sorted({g["n"] for g in groups})
