@@ -16,7 +16,7 @@ from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
 from conftest import small_trained_vae
-from latentlab import exact, inference
+from latentlab import exact, inference, run_figures
 from latentlab.metrics import inference_metrics
 from latentlab.models import VAE, build_model
 
@@ -105,10 +105,10 @@ def test_on_a_trained_2d_vae_the_fitted_q_lies_between_the_encoder_and_the_exact
 
 
 @pytest.mark.slow
-def test_the_metrics_two_gaps_add_up_to_the_inference_gap_both_non_negative(trained, monkeypatch):
+def test_the_metrics_two_gaps_add_up_to_the_inference_gap_both_non_negative(trained, monkeypatch, tmp_path):
     model, x, log_px = trained
     monkeypatch.setattr(inference, "STUDY_IMAGES", 10)   # the study's families and K curve: fewer images
-    m, _ = inference_metrics(model, x, exact_nll=-log_px)
+    m, vi = inference_metrics(model, x, exact_nll=-log_px)
     assert m["vi"]["images"] == 40
     assert m["approximation_gap"] + m["amortization_gap"] == pytest.approx(m["vi_inference_gap"], abs=1e-9)
     for gap in ("approximation_gap", "amortization_gap"):
@@ -116,3 +116,5 @@ def test_the_metrics_two_gaps_add_up_to_the_inference_gap_both_non_negative(trai
     for family in ("full", "flow"):   # a richer family closes at least part of the diagonal's gap
         assert m[f"approximation_gap_{family}"] <= m["approximation_gap_diagonal_study"] + 0.05
     assert m["vi_elbo_k0"] < m[f"vi_elbo_k{inference.STEPS}"] <= m["vi_log_px_study"] + 0.05
+    run_figures.fitted_posteriors(model, x, np.zeros(len(x), int), vi, tmp_path / "fitted.png")  # the study's figure
+    assert (tmp_path / "fitted.png").stat().st_size > 10_000

@@ -116,8 +116,7 @@ def inference_metrics(model, x, y=None, exact_nll=None, seed=0, images=inference
     else IWAE with k = ``inference.IWAE_K`` and q* as proposal, with its standard error. Then, on the first
     ``STUDY_IMAGES`` (when there are that many): the ELBO after K steps from the encoder's q (semi-amortized
     refinement, Kim et al., 2018), the fit started from the prior, and at 2-D the richer families'
-    approximation gaps. Returns (metrics,
-    per-image arrays and the fitted q's for the figures)."""
+    approximation gaps. Returns (metrics, per-image arrays and the fitted q's for the figures)."""
     n = min(images, len(x))
     study = inference.STUDY_IMAGES if n >= inference.STUDY_IMAGES else 0   # a quick check's few images: no study
     xs, ys = x[:n], None if y is None else y[:n]

@@ -317,8 +317,8 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
     gap among the study images and 4 typical ones, the true posterior p(z|x) (heat map, log density 12 nats
     deep) under the 2σ ellipses of the encoder's q and of q* of each Gaussian family, and draws of the flow's
     q*; below, each image's two gaps over the fitted images. Skipped when the run did no per-image VI."""
-    if vi is None:
-        say("fitted_posteriors.png skipped: this run did no per-image VI (--vi-images 0)")
+    if vi is None or len(vi["fitted"]) == 1:
+        say("fitted_posteriors.png skipped: no richer family was fitted (the per-image VI had under 200 images)")
         return
     fitted = vi["fitted"]
     n = min(len(q.mu) for q in fitted.values())   # the study's images, where the richer families were fitted
@@ -327,9 +327,8 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
     y_all = torch.as_tensor(labels, device=x_test.device) if model.conditional else None
     with torch.no_grad():
         mu_enc, logvar_enc = (t.cpu().numpy() for t in model.posterior(x_test[:n], None if y_all is None else y_all[:n]))
-        gaussians = {f: [t.cpu().numpy() for t in fitted[f].mean_cov()] for f in ("diagonal", "full") if f in fitted}
-        flow = fitted.get("flow", fitted["diagonal"])   # without the study, the diagonal q*'s draws stand in
-        flow_draws = flow.rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
+        gaussians = {f: [t.cpu().numpy() for t in fitted[f].mean_cov()] for f in ("diagonal", "full")}
+        flow_draws = fitted["flow"].rsample(300, torch.Generator(device=x_test.device).manual_seed(0))[0].cpu().numpy()
     fig = plt.figure(figsize=(17, 5.6))
     grid = fig.add_gridspec(2, 8, height_ratios=[2.2, 1.3], hspace=0.2, wspace=0.3)
     coarse = {}   # one decoded coarse grid per label, to find each digit's true mode (a second one can be far)
@@ -346,8 +345,7 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
         log_dens = np.log(np.maximum(dens, 1e-300))
         ax.imshow(log_dens, extent=[a[0], a[-1], b[0], b[-1]], origin="lower", cmap="magma", aspect="equal",
                   vmin=log_dens.max() - 12, vmax=log_dens.max())
-        if "flow" in fitted:
-            ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
+        ax.scatter(*flow_draws[:, i].T, s=1, c=FAMILY_STYLE["flow"][0], alpha=0.35, lw=0)
         _ellipse(ax, mu_enc[i], np.diag(np.exp(logvar_enc[i])), *FAMILY_STYLE["encoder"])
         ax.plot(*top, "x", color="white", ms=7, mew=2)
         for family, (mean, cov) in gaussians.items():
@@ -359,7 +357,7 @@ def fitted_posteriors(model, x_test, labels, vi, path, say=print):
                      f" + {vi['log_px'][i] - vi['fitted_elbo'][i]:.1f} nats", fontsize=9)
         ax.tick_params(labelsize=7)
     handles = [plt.Line2D([], [], color=c, lw=2 if f != "flow" else 0, marker="" if f != "flow" else ".",
-                          label=text) for f, (c, text) in FAMILY_STYLE.items() if f == "encoder" or f in fitted]
+                          label=text) for f, (c, text) in FAMILY_STYLE.items()]
     fig.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 0.96), fontsize=9,
                facecolor="#333333", labelcolor="white")
     _gap_histograms(fig.add_subplot(grid[1, :]), vi)

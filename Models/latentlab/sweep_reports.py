@@ -161,7 +161,8 @@ def inference_figure(summary, path):
     bars = []   # (label, amortization values, approximation values)
     for g in groups:
         bars.append((f"{g['label']}\n{IMAGES} ảnh\nq* chéo", _values(g, "amortization_gap"), _values(g, "approximation_gap")))
-    for g in groups:
+    studied = [g for g in groups if "vi_log_px_study" in g["metrics"]]   # runs of 200 images or more
+    for g in studied:
         total = _values(g, "vi_log_px_study") - _values(g, "vi_elbo_k0")
         for family in FAMILIES:
             key = "approximation_gap_diagonal_study" if family == "diagonal" else f"approximation_gap_{family}"
@@ -180,7 +181,7 @@ def inference_figure(summary, path):
     left.legend(fontsize=8)
     left.grid(axis="y", alpha=0.3)
     ks = [*K_STEPS, STEPS]
-    for i, g in enumerate(groups):
+    for g in studied:
         left_gap = np.array([_values(g, "vi_log_px_study") - _values(g, f"vi_elbo_k{k}") for k in ks])  # (K, seeds)
         color = MODEL_COLORS[summary["groups"].index(g) % len(MODEL_COLORS)]
         right.errorbar([max(k, 0.5) for k in ks], left_gap.mean(1), yerr=left_gap.std(1, ddof=1) if left_gap.shape[1] > 1
@@ -191,7 +192,10 @@ def inference_figure(summary, path):
     right.set_ylabel("log p(x) − ELBO sau K bước (nats)")
     right.set_title(f"Khoảng cách khấu hao khép lại theo K ({STUDY_IMAGES} ảnh đầu)", fontsize=10)
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    if studied:
+        right.legend(fontsize=8)
+    else:
+        right.axis("off")   # no run fitted the 200 images of the study
     n = sorted({g["n"] for g in groups})
     fig.suptitle(f"Trung bình ± độ lệch chuẩn trên {n[0]} seed; log p(x): chính xác ở 2-D, IWAE k = 5000 với q* ở 32-D",
                  fontsize=10)
