@@ -56,20 +56,33 @@ def test_a_variant_name_must_be_a_folder_name():
         definition("x", models=["vae2"], variants={"a/b": []})
 
 
-def test_a_slurm_job_that_shows_failed_for_a_moment_while_it_is_requeued_is_not_over(monkeypatch, tmp_path):
-    """submitit requeues a preempted job itself; SLURM may show it FAILED (or forget it) for a moment before it
-    is PENDING again, so the watcher waits REQUEUE_GRACE_S before it calls a job without a result over."""
+def test_a_slurm_job_that_shows_failed_while_it_is_requeued_is_not_over(monkeypatch, tmp_path):
+    """submitit requeues a preempted job itself; SLURM may show it FAILED (or forget it) for a while before it
+    is PENDING again, so the watcher waits REQUEUE_GRACE_S before it calls a job without a result over, and
+    REQUEUE_WAIT_S when submitit's log says the job requeued itself after its last start."""
+    import time
     from types import SimpleNamespace
 
     from latentlab import sweep_jobs
-    states = iter(["RUNNING", "FAILED", "PENDING", "FAILED", "FAILED", "FAILED"])
+    states = iter(["RUNNING", "FAILED", "PENDING", "FAILED", "FAILED", "FAILED", "FAILED", "FAILED", "FAILED"])
     monkeypatch.setattr(sweep_jobs, "slurm_state", lambda job_id: next(states))
     monkeypatch.setattr(sweep_jobs, "REQUEUE_GRACE_S", 0.3)
-    job = SimpleNamespace(job_id="7_0", paths=SimpleNamespace(result_pickle=tmp_path / "7_0_result.pkl"))
+    monkeypatch.setattr(sweep_jobs, "REQUEUE_WAIT_S", 0.9)
+    log = tmp_path / "7_0_log.err"
+    log.write_text("submitit INFO: Starting with JobEnvironment(job_id=7_0)\n")
+    job = SimpleNamespace(job_id="7_0", paths=SimpleNamespace(result_pickle=tmp_path / "7_0_result.pkl", stderr=log))
     seen = {}
     assert [sweep_jobs._ended(job, True, True, seen)[0] for _ in range(4)] == [False] * 4  # ..., PENDING, FAILED
-    import time
+    log.write_text(log.read_text() + "submitit INFO: Requeued job 7_0 (3 remaining timeouts)\n")
     time.sleep(0.35)
-    assert sweep_jobs._ended(job, True, True, seen) == (True, "FAILED")  # still FAILED after the grace: over
+    assert sweep_jobs._ended(job, True, True, seen) == (False, "FAILED")  # requeued: it waits longer
+    time.sleep(0.6)
+    assert sweep_jobs._ended(job, True, True, seen) == (True, "FAILED")  # still FAILED after that: over
+    log.write_text(log.read_text() + "submitit INFO: Starting with JobEnvironment(job_id=7_0)\n")
+    seen.clear()
+    sweep_jobs._ended(job, True, True, seen)
+    time.sleep(0.35)
+    assert sweep_jobs._ended(job, True, True, seen) == (True, "FAILED")  # restarted since: the short grace again
+    assert not sweep_jobs.requeued(SimpleNamespace(paths=SimpleNamespace(stderr=tmp_path / "none.err")))
     (tmp_path / "7_0_result.pkl").touch()
     assert sweep_jobs._ended(job, True, False, {})[0]  # a result ends it at once

@@ -256,12 +256,24 @@ def slurm_state(job_id):
 
 
 REQUEUE_GRACE_S = 15
+REQUEUE_WAIT_S = 300
+
+
+def requeued(job):
+    """Whether submitit's log of ``job`` says it requeued itself after its last start: SLURM can then
+    show the old run's end state (even FAILED) for a while before the job is PENDING again."""
+    try:
+        log = job.paths.stderr.read_text(errors="replace")
+    except OSError:
+        return False
+    return log.rfind("Requeued job") > log.rfind("Starting with")
 
 
 def _ended(job, slurm, poll, first_seen):
-    """(ended, SLURM state): a job has ended when it wrote its result (or error), or when SLURM says so
-    for ``REQUEUE_GRACE_S`` seconds: a preempted job that submitit requeues can show an ended state
-    for a moment before it is PENDING again. ``first_seen``: job id -> when it was first seen ended."""
+    """(ended, SLURM state): a job has ended when it wrote its result (or error), or when SLURM has
+    said so for ``REQUEUE_GRACE_S`` seconds, or ``REQUEUE_WAIT_S`` if it had requeued itself (a
+    preempted job is PENDING again once SLURM has stopped its old run). ``first_seen``: job id ->
+    when it was first seen ended."""
     if job.paths.result_pickle.exists():
         return True, None
     if not slurm:
@@ -273,7 +285,8 @@ def _ended(job, slurm, poll, first_seen):
         first_seen.pop(job.job_id, None)
         return False, state
     since = first_seen.setdefault(job.job_id, time.monotonic())
-    return time.monotonic() - since >= REQUEUE_GRACE_S, state
+    grace = REQUEUE_WAIT_S if requeued(job) else REQUEUE_GRACE_S
+    return time.monotonic() - since >= grace, state
 
 
 @contextmanager
