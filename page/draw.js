@@ -108,6 +108,7 @@
         m.explorer.showDrawn(code, image, probs);
       });
       ll.lastUpdateMs = performance.now() - began;
+      if (this.onChange) this.onChange(x);  // the fit-q panel takes the new drawing
     }
   }
 

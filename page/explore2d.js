@@ -328,6 +328,7 @@
         if (d < bestD) { bestD = d; best = i; }
       }
       if (best >= 0 && best !== this.linked) this.onLink(best);
+      return best;
     }
 
     listen() {
@@ -338,7 +339,8 @@
       this.plane.addEventListener("pointerdown", (e) => {
         this.plane.setPointerCapture(e.pointerId);
         this.dragging = true;
-        this.hover(e, 12);  // a tap links the test point under the finger
+        const tapped = this.hover(e, 12);  // a tap links the test point under the finger
+        if (tapped >= 0 && this.onPick) this.onPick(tapped);  // and gives it to the fit-q panel
         this.moveTo(at(e));
         e.preventDefault();
       });

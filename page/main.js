@@ -2,7 +2,8 @@
 // the drawing pad, the explorers, the table and the gallery. A model whose folder has no data yet
 // gets a line telling which script to run; the rest works. The tests' hooks on window.latentlab:
 // models, decode(name, z), encode(name, pixels), classify(pixels), drawn(), clearDrawing(),
-// preprocess(ink, w, h), exactPosterior(name, pixels), lastUpdateMs, renderMs, and lab (page/lab.js).
+// preprocess(ink, w, h), exactPosterior(name, pixels), viGradient(...), lastUpdateMs, renderMs, lab (page/lab.js)
+// and fit (page/fitq.js).
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
@@ -121,6 +122,18 @@
       key: m.key, label: m.label, kind: datasets[m.key].kind, variational: datasets[m.key].variational, latent_dim: m.latent_dim,
       encoder: encoders[m.key], decoder: decoders[m.key], poolCodes: poolCodes[m.key], explorer: explorers[m.key]}));
     draw = new ll.DrawSection(document.getElementById("draw-area"), drawModels, pool, lenet);
+    // the fit-q panel runs on the first 2-D VAE whose true posterior the page can compute
+    const fitModel = MODELS.find((m) => datasets[m.key] && datasets[m.key].exact_view);
+    if (fitModel) {
+      const fit = new ll.FitPanel(document.getElementById("fit-area"), decoders[fitModel.key], encoders[fitModel.key],
+                                  pool, lenet);
+      draw.onChange = (x) => fit.setDrawing(x);
+      Object.values(explorers2d).forEach((e) => { e.onPick = (i) => fit.setTest(i); });
+      ll.fit = fit;
+    } else {
+      const vae2 = MODELS.find((m) => m.key === "vae2") || MODELS[0];
+      document.getElementById("fit-area").innerHTML = `<p class="missing">${ll.gallery.runLine(vae2, null)}</p>`;
+    }
     ll.lab = ll.labHooks(new ll.Lab(document.getElementById("lab-area"), pool));
     ll.gallery.table(MODELS, shown);
     ll.gallery.gallery(MODELS, shown);
@@ -143,6 +156,14 @@
     ll.clearDrawing = () => { draw.pad.clear(); draw.update(); };
     ll.preprocess = (ink, w, h) => { const out = ll.drawing.mnistStyle(Float32Array.from(ink), w, h); return out && Array.from(out); };
     ll.drawSection = draw;
+    ll.viGradient = (name, pixels, family, theta, eps) => {  // the fit's ELBO estimate and gradient, for the tests
+      const e = encoders[name].encode(Float32Array.from(pixels)), q = new ll.vi.Q(family, e.mean, e.logvar);
+      q.theta.set(theta);
+      const grad = new Float64Array(q.theta.length);
+      const value = ll.vi.elboAndGradient(new ll.vi.Joint(decoders[name], Float32Array.from(pixels)), q,
+                                          eps.map((v) => Float64Array.from(v)), grad);
+      return {value, grad: Array.from(grad), mean: Array.from(e.mean), logvar: Array.from(e.logvar)};
+    };
     ll.exactPosterior = async (name, pixels) => {  // the true posterior's figures for the tests
       const r = await ll.truePosterior(decoders[name], encoders[name], Float32Array.from(pixels));
       return {negLogPx: r.negLogPx, negElbo: r.negElbo, mode: r.mode};

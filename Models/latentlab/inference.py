@@ -40,12 +40,12 @@ class Family:
     def __init__(self, mu, logvar, generator=None):
         self.center, self.scale = mu.detach().clone(), (0.5 * logvar).detach().exp()
         shape = mu.shape
-        self.mu = torch.zeros(shape, device=mu.device, requires_grad=True)      # the mean of v
-        self.logvar = torch.zeros(shape, device=mu.device, requires_grad=True)  # (diagonal) log-variances of v
+        self.mu = torch.zeros(shape, dtype=mu.dtype, device=mu.device, requires_grad=True)      # the mean of v
+        self.logvar = torch.zeros(shape, dtype=mu.dtype, device=mu.device, requires_grad=True)  # (diagonal) log-variances of v
 
     def rsample(self, draws, generator=None):
         """(z, log q(z)): ``draws`` reparameterised draws of each image's z, (draws, images, d) and (draws, images)."""
-        eps = torch.randn((draws, *self.mu.shape), generator=generator, device=self.mu.device)
+        eps = torch.randn((draws, *self.mu.shape), generator=generator, dtype=self.mu.dtype, device=self.mu.device)
         v, log_q = self.transform(eps)
         log_q = log_q - 0.5 * (eps.pow(2) + LOG_2PI).sum(-1)          # log N(ε; 0, I) − log |det ∂v/∂ε|
         return self.center + self.scale * v, log_q - self.scale.log().sum(-1)
@@ -74,7 +74,7 @@ class FullGaussian(Family):
 
     def __init__(self, mu, logvar, generator=None):
         super().__init__(mu, logvar)
-        self.lower = torch.zeros((*mu.shape, mu.shape[-1]), device=mu.device, requires_grad=True)
+        self.lower = torch.zeros((*mu.shape, mu.shape[-1]), dtype=mu.dtype, device=mu.device, requires_grad=True)
 
     def parameters(self):
         return [self.mu, self.logvar, self.lower]
@@ -100,9 +100,9 @@ class PlanarFlow(DiagonalGaussian):
     def __init__(self, mu, logvar, generator=None, layers=8):
         super().__init__(mu, logvar)
         shape = (layers, *mu.shape)
-        self.w = torch.randn(shape, generator=generator, device=mu.device).requires_grad_()
-        self.u = torch.zeros(shape, device=mu.device, requires_grad=True)
-        self.b = torch.zeros(shape[:-1], device=mu.device, requires_grad=True)
+        self.w = torch.randn(shape, generator=generator, device=mu.device).to(mu.dtype).requires_grad_()
+        self.u = torch.zeros(shape, dtype=mu.dtype, device=mu.device, requires_grad=True)
+        self.b = torch.zeros(shape[:-1], dtype=mu.dtype, device=mu.device, requires_grad=True)
 
     def parameters(self):
         return [self.mu, self.logvar, self.u, self.w, self.b]
