@@ -32,8 +32,8 @@
   }
 
   class FitPanel {
-    constructor(root, decoder, encoder, pool, lenet) {
-      Object.assign(this, {decoder, encoder, pool, lenet});
+    constructor(root, decoder, encoder, pool) {
+      Object.assign(this, {decoder, encoder, pool});
       this.family = "diagonal";
       root.innerHTML = `
         <div class="fitq">

@@ -125,14 +125,15 @@
     // the fit-q panel runs on the first 2-D VAE whose true posterior the page can compute
     const fitModel = MODELS.find((m) => datasets[m.key] && datasets[m.key].exact_view);
     if (fitModel) {
-      const fit = new ll.FitPanel(document.getElementById("fit-area"), decoders[fitModel.key], encoders[fitModel.key],
-                                  pool, lenet);
+      const fit = new ll.FitPanel(document.getElementById("fit-area"), decoders[fitModel.key], encoders[fitModel.key], pool);
       draw.onChange = (x) => fit.setDrawing(x);
       Object.values(explorers2d).forEach((e) => { e.onPick = (i) => fit.setTest(i); });
       ll.fit = fit;
     } else {
-      const vae2 = MODELS.find((m) => m.key === "vae2") || MODELS[0];
-      document.getElementById("fit-area").innerHTML = `<p class="missing">${ll.gallery.runLine(vae2, null)}</p>`;
+      const vae2 = MODELS.find((m) => m.key === "vae2") || MODELS[0], why = shown[vae2.key] && shown[vae2.key].unsupported;
+      document.getElementById("fit-area").innerHTML = `<p class="missing">${why
+        ? ll.gallery.both(`Trang không chạy VAE 2-D này. Lý do: ${why}`, `The page does not run this VAE 2-D: ${why}`)
+        : ll.gallery.runLine(vae2, null)}</p>`;
     }
     ll.lab = ll.labHooks(new ll.Lab(document.getElementById("lab-area"), pool));
     ll.gallery.table(MODELS, shown);

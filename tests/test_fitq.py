@@ -169,3 +169,19 @@ def test_pause_goes_on_from_where_it_stopped_and_reset_returns_to_the_encoders_q
     assert page.js("window.latentlab.fit.fits.diagonal") is None
     assert "K = 0 / 300" in page.tab.inner_text("#fit-step")
     assert page.errors == []
+
+
+def test_without_the_vae_2d_the_section_says_which_script_to_run(browser, tmp_path):
+    import shutil
+    from latentlab.page_export import FILE as PAGE_DATA
+    shutil.copy(REPO / "index.html", tmp_path)
+    shutil.copytree(REPO / "page", tmp_path / "page")
+    for key, spec in SPECS.items():
+        if key != "vae2":
+            (tmp_path / spec.results_dir).mkdir(parents=True)
+            shutil.copy(REPO / spec.results_dir / PAGE_DATA, tmp_path / spec.results_dir)
+    page = Page(browser, tmp_path)
+    assert f"python Models/{SPEC.script}" in page.tab.inner_text("#fit-area")
+    assert page.js("window.latentlab.fit") is None
+    assert all("ERR_FILE_NOT_FOUND" in e for e in page.errors), page.errors
+    page.close()
