@@ -8,16 +8,11 @@
 // grid shaped like the posterior instead: z = mean + L u, L the Cholesky factor of the window's
 // covariance, u on a 33 x 33 grid of step 0.35 over [-5.6, 5.6]^2. Runs in slices of about 25 ms
 // between which the browser takes its turn, so the page stays responsive; onProgress(fraction) reports.
+// −ELBO of the encoder's q: page/vi.js's elbo (7 x 7 Gauss-Hermite points and q's entropy).
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
   const LOG_2PI = Math.log(2 * Math.PI);
-  // Gauss-Hermite nodes and weights (7 points) for E_q[-log p(x|z)] in -ELBO
-  const GH_T = [-2.651961356835233, -1.673551628767471, -0.816287882858965, 0, 0.816287882858965,
-                1.673551628767471, 2.651961356835233];
-  const GH_W = [0.000971781245099519, 0.054515582819127, 0.425607252610128, 0.810264617556807,
-                0.425607252610128, 0.054515582819127, 0.000971781245099519];
-
   function softplus(l) { return l > 0 ? l + Math.log1p(Math.exp(-l)) : Math.log1p(Math.exp(l)); }
 
   // log p(x|z) for the decoder's logits at z
@@ -117,20 +112,6 @@
     return {logMass: logSumExp(values) + Math.log(l11 * l22 * unit * unit), inside};
   }
 
-  // -ELBO = E_q[-log p(x|z)] (7 x 7 Gauss-Hermite) + KL(q || N(0, I)) (closed form)
-  function negElbo(decoder, x, mean, logvar) {
-    const s = logvar.map((v) => Math.exp(0.5 * v));
-    let rec = 0;
-    for (let i = 0; i < 7; i++) for (let j = 0; j < 7; j++) {
-      const z1 = mean[0] + Math.SQRT2 * s[0] * GH_T[i], z2 = mean[1] + Math.SQRT2 * s[1] * GH_T[j];
-      rec -= GH_W[i] * GH_W[j] * logLik(decoder, x, z1, z2);
-    }
-    rec /= Math.PI;
-    let kl = 0;
-    for (let d = 0; d < 2; d++) kl += 0.5 * (mean[d] ** 2 + Math.exp(logvar[d]) - 1 - logvar[d]);
-    return rec + kl;
-  }
-
   // {negLogPx, negElbo, mode, window: {c1, c2, step, n, logDensity}} of 784 intensities x.
   async function truePosterior(decoder, encoder, x, onProgress = () => {}) {
     const COARSE = 33, RANGE = 5, coarseStep = 2 * RANGE / (COARSE - 1), FINE = 33, SHAPED = 33;
@@ -168,7 +149,7 @@
       }
     });
     const logPx = logSumExp(parts);
-    const ne = negElbo(decoder, x, q.mean, q.logvar);
+    const ne = -ll.vi.elbo(new ll.vi.Joint(decoder, x), new ll.vi.Q("diagonal", q.mean, q.logvar));  // page/vi.js
     work.done = work.total;
     work.report();
     const m = best(fine);
