@@ -102,7 +102,7 @@
 
     another() { this.setTest(Math.floor(Math.random() * this.pool.labels.length)); }
 
-    // A new digit: the encoder's q at once; the true posterior and the fits when "Fit q" asks.
+    // A new digit: the encoder's q at once; its true posterior soon if the section is in view; the fits on "Fit q".
     set(source) {
       this.source = source;
       this.paused = true;  // a fit running on the old digit stops at its next frame
@@ -128,7 +128,7 @@
 
     // ---------------------------------------------------------------- the fit
 
-    // The true posterior once per digit: log p(x) and the contours (1 to 3 s)
+    // The true posterior once per digit: log p(x) and the contours (about 3 s)
     async exact() {
       if (!this.pending) {
         const source = this.source;
