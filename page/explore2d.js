@@ -339,8 +339,8 @@
       this.plane.addEventListener("pointerdown", (e) => {
         this.plane.setPointerCapture(e.pointerId);
         this.dragging = true;
-        const tapped = this.hover(e, 12);  // a tap links the test point under the finger
-        if (tapped >= 0 && this.onPick) this.onPick(tapped);  // and gives it to the fit-q panel
+        // a tap links the test point under the finger; if the pointer does not move, it goes to the fit-q panel
+        this.tapped = {index: this.hover(e, 12), x: e.clientX, y: e.clientY};
         this.moveTo(at(e));
         e.preventDefault();
       });
@@ -349,7 +349,11 @@
         else this.hover(e, 6);
       });
       const stop = () => { this.dragging = false; };
-      this.plane.addEventListener("pointerup", stop);
+      this.plane.addEventListener("pointerup", (e) => {
+        const t = this.tapped;
+        if (t && t.index >= 0 && this.onPick && Math.hypot(e.clientX - t.x, e.clientY - t.y) < 6) this.onPick(t.index);
+        stop();
+      });
       this.plane.addEventListener("pointercancel", stop);
       this.plane.addEventListener("wheel", (e) => {
         this.zoom(Math.exp(e.deltaY * 0.0015), at(e));

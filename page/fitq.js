@@ -16,7 +16,7 @@
   const SLICE_MS = 12;    // the work of one animation frame
   const FIRST_DIGIT = 1185;
 
-  const both = (vi, en) => `<span class="vi">${vi}</span><span class="en">${en}</span>`;
+  const both = ll.gallery.both;  // page/gallery.js: a Vietnamese and an English span
   const frame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 
   // A canvas sized to its CSS box times the device's pixel ratio; returns its 2-D context in CSS px.
@@ -138,9 +138,7 @@
             if (this.source !== source) return null;
             this.progress.hidden = true;
             this.posterior = r;
-            // the same Gauss-Hermite ELBO as the fits' curves
-            this.encoderElbo = ll.vi.elbo(new ll.vi.Joint(this.decoder, source.pixels),
-                                          new ll.vi.Q("diagonal", this.encoded.mean, this.encoded.logvar));
+            this.encoderElbo = -r.negElbo;  // vi.elbo of the encoder's q: the same rule as the fits' curves
             this.view = this.frameView();
             this.draw();
             return r;

@@ -8,25 +8,11 @@
 // grid shaped like the posterior instead: z = mean + L u, L the Cholesky factor of the window's
 // covariance, u on a 33 x 33 grid of step 0.35 over [-5.6, 5.6]^2. Runs in slices of about 25 ms
 // between which the browser takes its turn, so the page stays responsive; onProgress(fraction) reports.
-// −ELBO of the encoder's q: page/vi.js's elbo (7 x 7 Gauss-Hermite points and q's entropy).
+// The integrand is page/vi.js's Joint (float64); −ELBO of the encoder's q is its elbo (7 x 7 Gauss-Hermite
+// points and q's entropy).
 (function () {
   "use strict";
   const ll = (window.latentlab = window.latentlab || {});
-  const LOG_2PI = Math.log(2 * Math.PI);
-  function softplus(l) { return l > 0 ? l + Math.log1p(Math.exp(-l)) : Math.log1p(Math.exp(l)); }
-
-  // log p(x|z) for the decoder's logits at z
-  function logLik(decoder, x, z1, z2) {
-    const logits = decoder.forward(Float32Array.of(z1, z2));
-    let s = 0;
-    for (let i = 0; i < logits.length; i++) s += x[i] * logits[i] - softplus(logits[i]);
-    return s;
-  }
-
-  function logJoint(decoder, x, z1, z2) {
-    return logLik(decoder, x, z1, z2) - 0.5 * (z1 * z1 + z2 * z2) - LOG_2PI;
-  }
-
   function logSumExp(values) {
     let top = -Infinity;
     for (const v of values) if (v > top) top = v;
@@ -39,10 +25,10 @@
   const frame = () => new Promise((resolve) => setTimeout(resolve, 0));
 
   // A grid of n x n points (row-major: z2 outer, z1 inner) around (c1, c2) with the given step.
-  async function grid(decoder, x, c1, c2, step, n, work) {
+  async function grid(joint, c1, c2, step, n, work) {
     const values = new Float64Array(n * n), half = (n - 1) / 2;
     for (let r = 0; r < n; r++) {
-      for (let c = 0; c < n; c++) values[r * n + c] = logJoint(decoder, x, c1 + (c - half) * step, c2 + (r - half) * step);
+      for (let c = 0; c < n; c++) values[r * n + c] = joint.logJoint([c1 + (c - half) * step, c2 + (r - half) * step]);
       work.done += n;
       await work.tick();
     }
@@ -56,11 +42,11 @@
   }
 
   // Zoom on each start point: 9 x 9 grids at step/4, twice; returns the best point found.
-  async function climb(decoder, x, starts, step, work) {
+  async function climb(joint, starts, step, work) {
     let top = null;
     for (const [a, b] of starts) {
-      let g = await grid(decoder, x, a, b, step / 4, 9, work);
-      g = await grid(decoder, x, ...g.z(best(g)), step / 16, 9, work);
+      let g = await grid(joint, a, b, step / 4, 9, work);
+      g = await grid(joint, ...g.z(best(g)), step / 16, 9, work);
       const i = best(g);
       if (!top || g.values[i] > top.value) top = {z: g.z(i), value: g.values[i], grid: g};
     }
@@ -94,12 +80,12 @@
 
   // log p(x, z) on z = mean + L u, u on an n x n grid of step ``unit`` around 0; returns their log-sum-exp
   // times the cell's area |det L| unit^2, and a test of whether a point z lies inside that grid.
-  async function shapedMass(decoder, x, {mean, chol: [l11, l21, l22]}, n, unit, work) {
+  async function shapedMass(joint, {mean, chol: [l11, l21, l22]}, n, unit, work) {
     const half = (n - 1) / 2, values = new Float64Array(n * n);
     for (let r = 0; r < n; r++) {
       for (let c = 0; c < n; c++) {
         const u1 = (c - half) * unit, u2 = (r - half) * unit;
-        values[r * n + c] = logJoint(decoder, x, mean[0] + l11 * u1, mean[1] + l21 * u1 + l22 * u2);
+        values[r * n + c] = joint.logJoint([mean[0] + l11 * u1, mean[1] + l21 * u1 + l22 * u2]);
       }
       work.done += n;
       await work.tick();
@@ -121,13 +107,14 @@
                   last: performance.now(),
                   async tick() { if (performance.now() - this.last > 25) { this.report(); await frame(); this.last = performance.now(); } }};
     const q = encoder.encode(x);
-    const coarse = await grid(decoder, x, 0, 0, coarseStep, COARSE, work);
+    const joint = new ll.vi.Joint(decoder, x);  // log p(x|z) + log p(z), page/vi.js
+    const coarse = await grid(joint, 0, 0, coarseStep, COARSE, work);
     const order = Array.from(coarse.values.keys()).sort((a, b) => coarse.values[b] - coarse.values[a]);
     const starts = [...order.slice(0, 4).map((i) => coarse.z(i)), [q.mean[0], q.mean[1]]];
-    const top = await climb(decoder, x, starts, coarseStep, work);
+    const top = await climb(joint, starts, coarseStep, work);
     let step = Math.min(0.3 * spread(top.grid), coarseStep / 16), fine;
     for (let tries = 0; ; tries++) {  // widen the window until its border is 12 nats below the peak
-      fine = await grid(decoder, x, top.z[0], top.z[1], step, FINE, work);
+      fine = await grid(joint, top.z[0], top.z[1], step, FINE, work);
       let edge = -Infinity;
       fine.values.forEach((v, i) => {
         const r = Math.floor(i / FINE), c = i % FINE;
@@ -137,7 +124,7 @@
       step *= 2.5;
       work.total += FINE * FINE;
     }
-    const shaped = await shapedMass(decoder, x, moments(fine), SHAPED, 0.35, work);
+    const shaped = await shapedMass(joint, moments(fine), SHAPED, 0.35, work);
     const half = (FINE - 1) / 2 * step;
     const parts = [shaped.logMass];  // then each point outside the shaped grid, standing for its whole cell
     fine.values.forEach((v, i) => { if (!shaped.inside(...fine.z(i))) parts.push(v + 2 * Math.log(step)); });
@@ -149,7 +136,7 @@
       }
     });
     const logPx = logSumExp(parts);
-    const ne = -ll.vi.elbo(new ll.vi.Joint(decoder, x), new ll.vi.Q("diagonal", q.mean, q.logvar));  // page/vi.js
+    const ne = -ll.vi.elbo(joint, new ll.vi.Q("diagonal", q.mean, q.logvar));
     work.done = work.total;
     work.report();
     const m = best(fine);
